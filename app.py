@@ -1,0 +1,125 @@
+"""Ledgerline's application factory: `flask --app app ...` works from the repository root."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from werkzeug.exceptions import HTTPException
+
+from config import INSTANCE_DIR, Config, engine_options
+from extensions import SQLITE_BUSY_TIMEOUT_MS, db, migrate, reset_write_intent, set_write_intent
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the WSGI application from the environment, with optional overrides (tests)."""
+    app = Flask(__name__, instance_path=str(INSTANCE_DIR))
+    app.config.from_mapping(Config().as_mapping())
+    if overrides:
+        app.config.from_mapping(overrides)
+        if "SQLALCHEMY_DATABASE_URI" in overrides and "SQLALCHEMY_ENGINE_OPTIONS" not in overrides:
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+                app.config["SQLALCHEMY_DATABASE_URI"]
+            )
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
+    import billing.models  # noqa: F401  (registers the models with the metadata)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+
+    from blueprints.api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    register_request_hooks(app)
+    register_error_handlers(app)
+
+    @app.get("/health")
+    def health() -> Response | tuple[Response, int]:
+        """Liveness for load balancers: the process answers and the database is reachable."""
+        try:
+            db.session.execute(text("SELECT 1"))
+        except Exception:
+            logging.getLogger(__name__).exception("health check: database unreachable")
+            return jsonify(status="unavailable"), 503
+        return jsonify(status="ok")
+
+    from cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def prepare_sqlite_file(uri: str) -> None:
+    """Create the SQLite file in WAL mode once, at creation (WAL is stored in the file)."""
+    url = make_url(uri)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    path = Path(url.database)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+    finally:
+        connection.close()
+
+
+def register_request_hooks(app: Flask) -> None:
+    @app.before_request
+    def declare_write_intent() -> None:
+        # Read-only requests take no write lock on SQLite, so they run side by side.
+        request.environ["ledgerline.write_intent_token"] = set_write_intent(
+            request.method not in READ_ONLY_METHODS
+        )
+
+    @app.teardown_request
+    def reset_intent(_exc: BaseException | None) -> None:
+        token = request.environ.pop("ledgerline.write_intent_token", None)
+        if token is not None:
+            reset_write_intent(token)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def register_error_handlers(app: Flask) -> None:
+    from blueprints.api.errors import http_error, unexpected_error
+
+    @app.errorhandler(HTTPException)
+    def on_http_error(exc: HTTPException) -> Any:
+        if is_api_request():
+            return http_error(exc)
+        return exc
+
+    @app.errorhandler(Exception)
+    def on_unexpected_error(exc: Exception) -> Any:
+        if is_api_request():
+            return unexpected_error(exc)
+        db.session.rollback()
+        logging.getLogger(__name__).exception("unhandled error")
+        return Response("Internal Server Error", status=500, mimetype="text/plain")

@@ -1,0 +1,1 @@
+"""Services: verb_noun functions that take plain values or models, flush, and never commit."""

@@ -1,0 +1,1 @@
+"""Blueprints, cut by audience; each enforces its own authentication once."""

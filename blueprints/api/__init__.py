@@ -1,0 +1,7 @@
+"""The REST API at /api/v1 (Lago v1 compatible), authenticated by Bearer API keys."""
+
+from flask import Blueprint
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+from blueprints.api import auth, customers, errors  # noqa: E402,F401  (registers handlers)

@@ -1,0 +1,50 @@
+"""Configuration read from the environment; tests override it with a mapping."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept the usual `postgres://` and `postgresql://` spellings and use psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    """One place that reads environment variables."""
+
+    def __init__(self, environ: os._Environ[str] | dict[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.SQLALCHEMY_DATABASE_URI = normalize_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'ledgerline.db'}"
+        )
+        # Without a SECRET_KEY sessions and signed links would not survive a restart; a random
+        # one is fine for a first local run and is replaced in production by the environment.
+        self.SECRET_KEY = env.get("SECRET_KEY") or secrets.token_hex(32)
+        self.PUBLIC_URL = (env.get("PUBLIC_URL") or "").rstrip("/")
+        self.PORT = int(env.get("PORT") or 5000)
+        self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)
+        self.JSON_SORT_KEYS = False
+        self.MAX_CONTENT_LENGTH = 10 * 1024 * 1024
+        self.API_PER_PAGE_MAX = 1000
+        #: seconds between two writes of an API key's last-used time
+        self.API_KEY_TOUCH_INTERVAL = 60
+
+    def as_mapping(self) -> dict[str, object]:
+        return {k: v for k, v in vars(self).items() if k.isupper()}
+
+
+def engine_options(url: str) -> dict[str, object]:
+    if url.startswith("postgresql"):
+        # psycopg switches to server-side prepared statements after a few executions; the
+        # generic plan PostgreSQL then picks for search queries ignores the trigram indexes and
+        # can be a thousand times slower. Plain per-execution planning is the safe default.
+        return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
+    return {"connect_args": {"timeout": 15}}

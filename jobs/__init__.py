@@ -1,0 +1,1 @@
+"""The jobs process: APScheduler wiring (scheduler.py) and one thin module per job."""

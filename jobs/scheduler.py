@@ -1,0 +1,77 @@
+"""APScheduler wiring only. Jobs are plain functions registered in JOBS by each capability.
+
+Several jobs processes may run at once (one per host, say): every job is written so that
+correctness comes from database constraints and row locks, not from being the only runner.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A job function (called inside an app context) and its APScheduler trigger arguments."""
+
+    id: str
+    func: Callable[[], Any]
+    trigger: str
+    trigger_args: dict[str, Any]
+
+
+#: registered jobs; later capabilities append theirs (period close, webhooks, ...)
+JOBS: list[JobSpec] = []
+
+
+def build_scheduler(app: Flask) -> BlockingScheduler:
+    scheduler = BlockingScheduler(
+        timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
+    )
+    for spec in JOBS:
+        scheduler.add_job(
+            _in_app_context(app, spec),
+            spec.trigger,
+            id=spec.id,
+            replace_existing=True,
+            **spec.trigger_args,
+        )
+    return scheduler
+
+
+def _in_app_context(app: Flask, spec: JobSpec) -> Callable[[], None]:
+    def run() -> None:
+        with app.app_context():
+            try:
+                spec.func()
+            except Exception:
+                log.exception("job %r failed", spec.id)
+                raise
+
+    run.__name__ = spec.id
+    return run
+
+
+def run_scheduler(app: Flask) -> None:
+    """Run until SIGINT or SIGTERM, then let running jobs finish and exit."""
+    scheduler = build_scheduler(app)
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("jobs process: %s received, shutting down", signal.Signals(signum).name)
+        scheduler.shutdown(wait=True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info(
+        "jobs process started with %d job(s): %s", len(JOBS), [j.id for j in JOBS] or "none yet"
+    )
+    scheduler.start()
+    log.info("jobs process stopped")

@@ -1,0 +1,309 @@
+"""Foundation: organizations, API keys, agents, customers, audit trail, outbox, customer search.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-22
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+# revision identifiers, used by Alembic.
+revision = '0001'
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table('organizations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('default_currency', sa.String(length=3), nullable=True),
+    sa.Column('document_locale', sa.String(length=8), nullable=False),
+    sa.Column('invoice_grace_period', sa.Integer(), nullable=False),
+    sa.Column('net_payment_term', sa.Integer(), nullable=False),
+    sa.Column('portal_embed_origins', JSON, nullable=False),
+    sa.Column('webhook_secret', sa.String(length=128), nullable=False),
+    sa.Column('inbound_secret', sa.String(length=128), nullable=False),
+    sa.Column('customers_sequence', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('invoice_grace_period >= 0', name='ck_org_grace_period'),
+    sa.CheckConstraint('net_payment_term >= 0', name='ck_org_net_payment_term'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('lago_id'),
+    sa.UniqueConstraint('name')
+    )
+    op.create_table('agents',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=255), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.Enum('admin', 'support', 'viewer', name='agentrole', native_enum=False, length=16), nullable=False),
+    sa.Column('is_active', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('lago_id')
+    )
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agents_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index('uq_agents_email', ['email'], unique=True)
+
+    op.create_table('api_keys',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=False),
+    sa.Column('prefix', sa.String(length=16), nullable=False),
+    sa.Column('key_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('key_hash'),
+    sa.UniqueConstraint('lago_id')
+    )
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_api_keys_organization_id'), ['organization_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_api_keys_prefix'), ['prefix'], unique=False)
+
+    op.create_table('customers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=255), nullable=False),
+    sa.Column('sequential_id', sa.Integer(), nullable=False),
+    sa.Column('account_type', sa.String(length=16), nullable=False),
+    sa.Column('customer_type', sa.String(length=16), nullable=True),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.Column('firstname', sa.String(length=255), nullable=True),
+    sa.Column('lastname', sa.String(length=255), nullable=True),
+    sa.Column('email', sa.String(length=1024), nullable=True),
+    sa.Column('phone', sa.String(length=255), nullable=True),
+    sa.Column('url', sa.String(length=1024), nullable=True),
+    sa.Column('logo_url', sa.String(length=1024), nullable=True),
+    sa.Column('legal_name', sa.String(length=255), nullable=True),
+    sa.Column('legal_number', sa.String(length=255), nullable=True),
+    sa.Column('tax_identification_number', sa.String(length=255), nullable=True),
+    sa.Column('address_line1', sa.String(length=255), nullable=True),
+    sa.Column('address_line2', sa.String(length=255), nullable=True),
+    sa.Column('city', sa.String(length=255), nullable=True),
+    sa.Column('state', sa.String(length=255), nullable=True),
+    sa.Column('zipcode', sa.String(length=255), nullable=True),
+    sa.Column('country', sa.String(length=2), nullable=True),
+    sa.Column('shipping_address_line1', sa.String(length=255), nullable=True),
+    sa.Column('shipping_address_line2', sa.String(length=255), nullable=True),
+    sa.Column('shipping_city', sa.String(length=255), nullable=True),
+    sa.Column('shipping_state', sa.String(length=255), nullable=True),
+    sa.Column('shipping_zipcode', sa.String(length=255), nullable=True),
+    sa.Column('shipping_country', sa.String(length=2), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.Column('timezone', sa.String(length=64), nullable=True),
+    sa.Column('net_payment_term', sa.Integer(), nullable=True),
+    sa.Column('finalize_zero_amount_invoice', sa.String(length=16), nullable=False),
+    sa.Column('skip_invoice_custom_sections', sa.Boolean(), nullable=False),
+    sa.Column('external_salesforce_id', sa.String(length=255), nullable=True),
+    sa.Column('invoice_grace_period', sa.Integer(), nullable=True),
+    sa.Column('document_locale', sa.String(length=8), nullable=True),
+    sa.Column('payment_provider', sa.String(length=32), nullable=True),
+    sa.Column('payment_provider_code', sa.String(length=255), nullable=True),
+    sa.Column('provider_customer_id', sa.String(length=255), nullable=True),
+    sa.Column('provider_payment_methods', JSON, nullable=True),
+    sa.Column('sync', sa.Boolean(), nullable=True),
+    sa.Column('sync_with_provider', sa.Boolean(), nullable=True),
+    sa.Column('subscription_invoice_issuing_date_anchor', sa.String(length=32), nullable=True),
+    sa.Column('subscription_invoice_issuing_date_adjustment', sa.String(length=32), nullable=True),
+    sa.Column('search_text', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint('invoice_grace_period IS NULL OR invoice_grace_period >= 0', name='ck_customers_grace'),
+    sa.CheckConstraint('net_payment_term IS NULL OR net_payment_term >= 0', name='ck_customers_npt'),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('lago_id'),
+    sa.UniqueConstraint('organization_id', 'sequential_id', name='uq_customers_sequential_id')
+    )
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.create_index('ix_customers_live_created', ['organization_id', 'created_at', 'id'], unique=False, sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
+        batch_op.create_index('uq_customers_live_external_id', ['organization_id', 'external_id'], unique=True, sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
+
+    op.create_table('outbox_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('object_type', sa.String(length=32), nullable=False),
+    sa.Column('payload', JSON, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('lago_id')
+    )
+    with op.batch_alter_table('outbox_events', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_events_org_time', ['organization_id', 'created_at'], unique=False)
+
+    op.create_table('activity_logs',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('organization_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('activity_type', sa.String(length=64), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('actor_type', sa.String(length=16), nullable=False),
+    sa.Column('actor_id', sa.String(length=64), nullable=True),
+    sa.Column('actor_label', sa.String(length=255), nullable=True),
+    sa.Column('resource_type', sa.String(length=32), nullable=False),
+    sa.Column('resource_id', sa.String(length=64), nullable=False),
+    sa.Column('changes', JSON, nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.ForeignKeyConstraint(['organization_id'], ['organizations.id'], ),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('lago_id')
+    )
+    with op.batch_alter_table('activity_logs', schema=None) as batch_op:
+        batch_op.create_index('ix_activity_logs_customer_time', ['customer_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_activity_logs_org_time', ['organization_id', 'created_at'], unique=False)
+
+    op.create_table('customer_metadata',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=255), nullable=False),
+    sa.Column('value', sa.String(length=255), nullable=False),
+    sa.Column('display_in_invoice', sa.Boolean(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('customer_id', 'key', name='uq_customer_metadata_key'),
+    sa.UniqueConstraint('lago_id')
+    )
+    with op.batch_alter_table('customer_metadata', schema=None) as batch_op:
+        batch_op.create_index('ix_customer_metadata_key_value', ['key', 'value'], unique=False)
+
+    op.create_table('integration_customers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('lago_id', sa.Uuid(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('integration_type', sa.String(length=32), nullable=False),
+    sa.Column('integration_code', sa.String(length=255), nullable=True),
+    sa.Column('external_customer_id', sa.String(length=255), nullable=True),
+    sa.Column('sync_with_provider', sa.Boolean(), nullable=False),
+    sa.Column('subsidiary_id', sa.String(length=255), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('customer_id', 'integration_type', name='uq_integration_customers_type'),
+    sa.UniqueConstraint('lago_id')
+    )
+    create_customer_search()
+
+
+def downgrade():
+    drop_customer_search()
+    op.drop_table('integration_customers')
+    with op.batch_alter_table('customer_metadata', schema=None) as batch_op:
+        batch_op.drop_index('ix_customer_metadata_key_value')
+
+    op.drop_table('customer_metadata')
+    with op.batch_alter_table('activity_logs', schema=None) as batch_op:
+        batch_op.drop_index('ix_activity_logs_org_time')
+        batch_op.drop_index('ix_activity_logs_customer_time')
+
+    op.drop_table('activity_logs')
+    with op.batch_alter_table('outbox_events', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_events_org_time')
+
+    op.drop_table('outbox_events')
+    with op.batch_alter_table('customers', schema=None) as batch_op:
+        batch_op.drop_index('uq_customers_live_external_id', sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
+        batch_op.drop_index('ix_customers_live_created', sqlite_where=sa.text('deleted_at IS NULL'), postgresql_where=sa.text('deleted_at IS NULL'))
+
+    op.drop_table('customers')
+    with op.batch_alter_table('api_keys', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_api_keys_prefix'))
+        batch_op.drop_index(batch_op.f('ix_api_keys_organization_id'))
+
+    op.drop_table('api_keys')
+    with op.batch_alter_table('agents', schema=None) as batch_op:
+        batch_op.drop_index('uq_agents_email')
+        batch_op.drop_index(batch_op.f('ix_agents_organization_id'))
+
+    op.drop_table('agents')
+    op.drop_table('organizations')
+
+
+# Customer search (billing/services/search.py). Only live customers are indexed: the triggers
+# drop a row from the index when it is soft-deleted.
+
+SQLITE_SEARCH = [
+    """CREATE VIRTUAL TABLE customer_search USING fts5(
+        search_text, content='customers', content_rowid='id', tokenize='trigram')""",
+    """CREATE VIRTUAL TABLE customer_search_words USING fts5(
+        search_text, content='customers', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2', prefix='1 2')""",
+    """CREATE TRIGGER customers_search_insert AFTER INSERT ON customers
+        WHEN new.deleted_at IS NULL BEGIN
+        INSERT INTO customer_search(rowid, search_text) VALUES (new.id, new.search_text);
+        INSERT INTO customer_search_words(rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+    """CREATE TRIGGER customers_search_unindex AFTER UPDATE OF search_text, deleted_at ON customers
+        WHEN old.deleted_at IS NULL BEGIN
+        INSERT INTO customer_search(customer_search, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+        INSERT INTO customer_search_words(customer_search_words, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+    END""",
+    """CREATE TRIGGER customers_search_reindex AFTER UPDATE OF search_text, deleted_at ON customers
+        WHEN new.deleted_at IS NULL BEGIN
+        INSERT INTO customer_search(rowid, search_text) VALUES (new.id, new.search_text);
+        INSERT INTO customer_search_words(rowid, search_text) VALUES (new.id, new.search_text);
+    END""",
+    """CREATE TRIGGER customers_search_delete AFTER DELETE ON customers
+        WHEN old.deleted_at IS NULL BEGIN
+        INSERT INTO customer_search(customer_search, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+        INSERT INTO customer_search_words(customer_search_words, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+    END""",
+]
+
+POSTGRESQL_SEARCH = [
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    """CREATE INDEX ix_customers_search_trgm ON customers
+        USING gin (search_text gin_trgm_ops) WHERE deleted_at IS NULL""",
+    # Must stay the exact expression of search.PG_WORDS_TSVECTOR.
+    """CREATE INDEX ix_customers_search_words ON customers
+        USING gin (to_tsvector('simple'::regconfig,
+                   regexp_replace(search_text, '[^[:alnum:]]+', ' ', 'g')))
+        WHERE deleted_at IS NULL""",
+]
+
+
+def create_customer_search():
+    dialect = op.get_bind().dialect.name
+    for statement in SQLITE_SEARCH if dialect == "sqlite" else POSTGRESQL_SEARCH:
+        op.execute(statement)
+
+
+def drop_customer_search():
+    if op.get_bind().dialect.name == "sqlite":
+        for trigger in ("insert", "unindex", "reindex", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS customers_search_{trigger}")
+        op.execute("DROP TABLE IF EXISTS customer_search_words")
+        op.execute("DROP TABLE IF EXISTS customer_search")
+    else:
+        op.execute("DROP INDEX IF EXISTS ix_customers_search_words")
+        op.execute("DROP INDEX IF EXISTS ix_customers_search_trgm")
