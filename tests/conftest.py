@@ -1,0 +1,167 @@
+"""Test set-up: a migrated database per backend, a rolled-back transaction per test.
+
+Every database test runs on SQLite and, when TEST_DATABASE_URL is set, on PostgreSQL too: the
+session-scoped `database_url` fixture is parametrized over the backends, and the schema always
+comes from the Alembic migrations, so FTS tables, triggers and indexes are the real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from werkzeug.serving import make_server
+
+from app import create_app
+from billing.timeutil import set_clock
+from config import normalize_database_url
+from extensions import db
+from tests import factories
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
+TEST_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret-key", "PUBLIC_URL": "http://testserver"}
+
+
+def _migrate(url: str) -> None:
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A fresh, migrated database for the whole session, on one backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'ledgerline-test.db'}"
+        _migrate(url)
+        yield url
+        return
+    assert TEST_DATABASE_URL
+    server = make_url(normalize_database_url(TEST_DATABASE_URL))
+    name = f"ledgerline_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server.set(database=name).render_as_string(hide_password=False)
+    try:
+        _migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str) -> Iterator[Flask]:
+    app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Any]:
+    """Each test in one transaction, rolled back at the end; commits become savepoints."""
+    with app.app_context():
+        engine = db.engine
+        connection = engine.connect()
+        transaction = connection.begin()
+        engines = db.engines
+        engines[None] = connection  # type: ignore[index]
+        db.session.remove()
+        db.session.configure(join_transaction_mode="create_savepoint")
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+            transaction.rollback()
+            connection.close()
+            engines[None] = engine  # type: ignore[index]
+            set_clock(None)
+
+
+@pytest.fixture
+def client(app: Flask, db_session: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def org(db_session: Any) -> Any:
+    return factories.make_organization()
+
+
+class ApiClient:
+    """The Flask test client with an organization's Bearer key on every request."""
+
+    def __init__(self, client: Any, raw_key: str) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {raw_key}"}
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self.client.get(url, headers=self.headers, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self.client.post(url, headers=self.headers, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.client.put(url, headers=self.headers, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> Any:
+        return self.client.delete(url, headers=self.headers, **kwargs)
+
+
+@pytest.fixture
+def api_client(client: Any, org: Any) -> ApiClient:
+    return ApiClient(client, factories.make_api_key(org))
+
+
+# ---------------------------------------------------------------------------------------------
+# Live server: a real HTTP server on a free port, for the official SDK and concurrency tests.
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+
+    def new_organization(self) -> tuple[Any, str]:
+        """A committed organization of its own and its API key (tests isolate themselves so)."""
+        with self.app.app_context():
+            organization = factories.make_organization()
+            raw_key = factories.make_api_key(organization)
+            db.session.commit()
+            return organization.id, raw_key
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[LiveServer]:
+    live_app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", live_app)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        with live_app.app_context():
+            db.engine.dispose()
