@@ -9,6 +9,7 @@ import sys
 
 import click
 from flask import Flask, current_app
+from werkzeug.serving import run_simple
 
 from billing.errors import Conflict, NotFound, ValidationFailed
 from billing.services import audit
@@ -115,7 +116,7 @@ def serve_command_factory() -> click.Command:
             [sys.executable, "-m", "flask", "--app", "app", "jobs", "run"], env=os.environ.copy()
         )
         try:
-            current_app.run(host=host, port=port, use_reloader=False, debug=False, threaded=True)
+            run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
         finally:
             jobs_process.send_signal(signal.SIGTERM)
             try:

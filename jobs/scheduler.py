@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ class JobSpec:
 JOBS: list[JobSpec] = []
 
 
-def build_scheduler(app: Flask) -> BlockingScheduler:
-    scheduler = BlockingScheduler(
+def build_scheduler(app: Flask) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
     )
     for spec in JOBS:
@@ -62,16 +63,20 @@ def _in_app_context(app: Flask, spec: JobSpec) -> Callable[[], None]:
 
 def run_scheduler(app: Flask) -> None:
     """Run until SIGINT or SIGTERM, then let running jobs finish and exit."""
-    scheduler = build_scheduler(app)
+    stop_requested = threading.Event()
 
-    def stop(signum: int, _frame: Any) -> None:
+    def request_stop(signum: int, _frame: Any) -> None:
         log.info("jobs process: %s received, shutting down", signal.Signals(signum).name)
-        scheduler.shutdown(wait=True)
+        stop_requested.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    # Handlers first: a signal arriving while the scheduler starts still stops it cleanly.
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    scheduler = build_scheduler(app)
+    scheduler.start()
     log.info(
         "jobs process started with %d job(s): %s", len(JOBS), [j.id for j in JOBS] or "none yet"
     )
-    scheduler.start()
+    stop_requested.wait()
+    scheduler.shutdown(wait=True)
     log.info("jobs process stopped")

@@ -1,0 +1,82 @@
+"""The command line: organizations, agents and the demo seed, as an operator uses them."""
+
+from sqlalchemy import func, select
+
+from billing.demo import DEMO_API_KEY
+from billing.models import Agent, Customer
+from extensions import db
+
+
+def run(app, *args):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def test_orgs_create_prints_an_id_and_a_working_api_key(app, client, db_session):
+    result = run(app, "orgs", "create", "Initech")
+
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.output.strip().splitlines())
+    assert set(lines) == {"organization_id", "api_key"}
+    response = client.get(
+        "/api/v1/customers", headers={"Authorization": f"Bearer {lines['api_key']}"}
+    )
+    assert response.status_code == 200
+
+
+def test_orgs_create_with_a_given_key_and_refusals(app, client, db_session):
+    given = "ll_my_chosen_key_1234567890"
+    assert run(app, "orgs", "create", "Globex", "--api-key", given).exit_code == 0
+    assert (
+        client.get("/api/v1/customers", headers={"Authorization": f"Bearer {given}"}).status_code
+        == 200
+    )
+
+    duplicate = run(app, "orgs", "create", "Globex")
+    short_key = run(app, "orgs", "create", "Other", "--api-key", "short")
+
+    assert duplicate.exit_code != 0 and "already exists" in duplicate.output
+    assert short_key.exit_code != 0 and "api_key" in short_key.output
+
+
+def test_agents_create(app, db_session):
+    run(app, "orgs", "create", "Hooli")
+
+    ok = run(app, "agents", "create", "Gavin@Hooli.test", "--org", "Hooli", "--role", "admin",
+             "--password", "correct horse")  # fmt: skip
+    again = run(app, "agents", "create", "gavin@hooli.test", "--org", "Hooli", "--role", "viewer",
+                "--password", "correct horse")  # fmt: skip
+    no_org = run(app, "agents", "create", "x@y.test", "--org", "Nope", "--role", "admin",
+                 "--password", "correct horse")  # fmt: skip
+    bad_role = run(app, "agents", "create", "z@y.test", "--org", "Hooli", "--role", "god",
+                   "--password", "correct horse")  # fmt: skip
+    weak = run(app, "agents", "create", "w@y.test", "--org", "Hooli", "--role", "support",
+               "--password", "short")  # fmt: skip
+
+    assert ok.exit_code == 0, ok.output
+    agent = db_session.scalar(select(Agent).where(Agent.email == "gavin@hooli.test"))
+    assert agent.role.value == "admin"
+    assert agent.password_hash != "correct horse"
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert no_org.exit_code != 0 and "no organization" in no_org.output
+    assert bad_role.exit_code != 0
+    assert weak.exit_code != 0 and "password" in weak.output
+
+
+def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_session):
+    first = run(app, "demo", "seed")
+    second = run(app, "demo", "seed")
+
+    assert first.exit_code == 0, first.output
+    assert "DEMO ONLY" in first.output and DEMO_API_KEY in first.output
+    assert "DEMO ONLY" in second.output
+    assert "(0 new)" in second.output
+    total = db.session.scalar(select(func.count()).select_from(Customer))
+    assert 18 <= total <= 25
+
+    response = client.get(
+        "/api/v1/customers?per_page=100", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
+    )
+    customers = response.get_json()["customers"]
+    assert len(customers) == total
+    assert any(c["external_id"].startswith("cus_") for c in customers)
+    assert any(c["metadata"] for c in customers)

@@ -1,0 +1,111 @@
+"""The processes an operator starts: the jobs process and `make run`'s web + jobs pair."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from billing.demo import DEMO_API_KEY
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.live
+
+
+def flask(*args: str) -> list[str]:
+    return [sys.executable, "-m", "flask", "--app", "app", *args]
+
+
+@pytest.fixture
+def env(tmp_path):
+    """An environment with a database of its own (these tests run real processes)."""
+    environ = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'ledgerline.db'}",
+        "SECRET_KEY": "process-test",
+        "PYTHONUNBUFFERED": "1",
+    }
+    subprocess.run(flask("db", "upgrade"), cwd=ROOT, env=environ, check=True, capture_output=True)
+    return environ
+
+
+def wait_for_line(process: subprocess.Popen, needle: str, timeout: float = 20) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    output = "".join(seen)
+    raise AssertionError(f"{needle!r} never logged (exit {process.poll()}); got:\n{output}")
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_jobs_process_starts_logs_and_stops_cleanly(env, stop_signal):
+    with subprocess.Popen(
+        flask("jobs", "run"), cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            wait_for_line(process, "jobs process started")
+            process.send_signal(stop_signal)
+            assert process.wait(timeout=20) == 0
+            assert "jobs process stopped" in process.stderr.read()
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_web_and_jobs_and_ctrl_c_stops_both(env):
+    subprocess.run(flask("demo", "seed"), cwd=ROOT, env=env, check=True, capture_output=True)
+    port = free_port()
+    with subprocess.Popen(
+        flask("serve"), cwd=ROOT, env={**env, "PORT": str(port)},
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            serve_and_stop(process, port)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def serve_and_stop(process: subprocess.Popen, port: int) -> None:
+    wait_for_line(process, "jobs process started")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            health = httpx.get(f"{base}/health", timeout=2)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "web server never answered"
+            time.sleep(0.2)
+    assert health.json() == {"status": "ok"}
+    customers = httpx.get(
+        f"{base}/api/v1/customers", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}
+    )
+    assert customers.json()["meta"]["total_count"] >= 18
+
+    # Ctrl-C in a terminal signals the whole foreground process group.
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=20)
+    output = process.stderr.read()
+    assert "jobs process stopped" in output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=2)
