@@ -22,12 +22,12 @@ run: $(STAMP)
 	$(FLASK) serve
 
 ## The whole suite: SQLite always, PostgreSQL too when TEST_DATABASE_URL is set.
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

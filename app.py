@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.exceptions import HTTPException
@@ -114,7 +114,7 @@ def register_error_handlers(app: Flask) -> None:
     def on_http_error(exc: HTTPException) -> Any:
         if is_api_request():
             return http_error(exc)
-        return exc
+        return error_page(exc.code or 500, exc.name, exc.description or "")
 
     @app.errorhandler(Exception)
     def on_unexpected_error(exc: Exception) -> Any:
@@ -122,4 +122,11 @@ def register_error_handlers(app: Flask) -> None:
             return unexpected_error(exc)
         db.session.rollback()
         logging.getLogger(__name__).exception("unhandled error")
-        return Response("Internal Server Error", status=500, mimetype="text/plain")
+        return error_page(
+            500, "Something went wrong", "The error was logged. Please try again in a moment."
+        )
+
+
+def error_page(code: int, title: str, message: str) -> tuple[str, int]:
+    """A plain page for errors outside the API: no stack trace, a way back."""
+    return render_template("errors/error.html", code=code, title=title, message=message), code

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from billing.ids import new_lago_id
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
-from extensions import db
+from extensions import Base
 
 
-class ActivityLog(db.Model):
+class ActivityLog(Base):
     __tablename__ = "activity_logs"
     __table_args__ = (
         Index("ix_activity_logs_org_time", "organization_id", "created_at"),

@@ -22,7 +22,7 @@ from billing.ids import new_lago_id
 from billing.models.organizations import Organization
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
-from extensions import db
+from extensions import Base
 
 
 class CustomerStatus(enum.StrEnum):
@@ -31,7 +31,7 @@ class CustomerStatus(enum.StrEnum):
     DELETED = "deleted"
 
 
-class Customer(db.Model):
+class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
         # external_id is unique among the organization's live customers only: a deleted
@@ -160,7 +160,7 @@ class Customer(db.Model):
         return self.name or full or self.legal_name or self.external_id
 
 
-class CustomerMetadata(db.Model):
+class CustomerMetadata(Base):
     __tablename__ = "customer_metadata"
     __table_args__ = (
         UniqueConstraint("customer_id", "key", name="uq_customer_metadata_key"),
@@ -178,7 +178,7 @@ class CustomerMetadata(db.Model):
     customer: Mapped[Customer] = relationship(back_populates="metadata_items")
 
 
-class IntegrationCustomer(db.Model):
+class IntegrationCustomer(Base):
     """A link to the customer's record in a CRM or accounting tool (stored and echoed)."""
 
     __tablename__ = "integration_customers"

@@ -6,16 +6,16 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Uuid
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.ids import new_lago_id
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
-from extensions import db
+from extensions import Base
 
 
-class Organization(db.Model):
+class Organization(Base):
     __tablename__ = "organizations"
     __table_args__ = (
         CheckConstraint("invoice_grace_period >= 0", name="ck_org_grace_period"),
@@ -54,7 +54,7 @@ class Organization(db.Model):
         return f"{letters.ljust(3, 'X')}-{self.lago_id.hex[-4:].upper()}"
 
 
-class ApiKey(db.Model):
+class ApiKey(Base):
     """A secret shown once; stored as SHA-256 and found through its first characters."""
 
     __tablename__ = "api_keys"
@@ -81,7 +81,7 @@ class AgentRole(enum.StrEnum):
     VIEWER = "viewer"
 
 
-class Agent(db.Model):
+class Agent(Base):
     """A person working in the console."""
 
     __tablename__ = "agents"
@@ -95,7 +95,7 @@ class Agent(db.Model):
     name: Mapped[str | None] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[AgentRole] = mapped_column(
-        db.Enum(
+        Enum(
             AgentRole, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
         )
     )

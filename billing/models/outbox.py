@@ -11,10 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from billing.ids import new_lago_id
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
-from extensions import db
+from extensions import Base
 
 
-class OutboxEvent(db.Model):
+class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (Index("ix_outbox_events_org_time", "organization_id", "created_at"),)
 

@@ -159,15 +159,15 @@ def _sync_metadata(customer: Customer, parsed: CustomerInput) -> None:
     assert parsed.metadata is not None
     existing = {str(m.lago_id): m for m in customer.metadata_items}
     kept_ids = {item.lago_id for item in parsed.metadata if item.lago_id in existing}
-    for lago_id, item in existing.items():
+    for lago_id, row in existing.items():
         if lago_id not in kept_ids:
-            customer.metadata_items.remove(item)
+            customer.metadata_items.remove(row)
     # Deletions first, so that a key moving from a removed item to a new one stays unique.
     if customer.id is not None:
         db.session.flush()
     for item in parsed.metadata:
         if item.lago_id in kept_ids:
-            row = existing[item.lago_id]  # type: ignore[index]
+            row = existing[item.lago_id]
             row.key, row.value, row.display_in_invoice = (
                 item.key,
                 item.value,
