@@ -210,7 +210,8 @@ def _parse_email(payload: dict[str, Any], result: CustomerInput) -> None:
         except EmailNotValidError:
             result.error("email", "invalid_email_format")
             return
-    result.columns["email"] = ", ".join(addresses) if len(addresses) > 1 else addresses[0]
+    # Stored as sent (Lago does the same), so a client comparing its value with ours agrees.
+    result.columns["email"] = value.strip()
 
 
 def _parse_choice(
