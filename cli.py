@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import click
 from flask import Flask, current_app
 from werkzeug.serving import run_simple
 
-from billing.errors import Conflict, NotFound, ValidationFailed
+from billing.errors import Conflict, NotAllowed, NotFound, ValidationFailed
+from billing.models import CustomerImport
 from billing.services import audit
 from billing.services.organizations import (
     create_agent,
@@ -31,6 +35,7 @@ orgs = click.Group("orgs", help="Manage organizations.")
 agents = click.Group("agents", help="Manage console agents.")
 demo = click.Group("demo", help="Demo data for a first look.")
 jobs = click.Group("jobs", help="The jobs process (scheduler).")
+customers = click.Group("customers", help="Customers in bulk.")
 
 
 @orgs.command("create")
@@ -105,6 +110,101 @@ def run_jobs_command() -> None:
     run_scheduler(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
+@customers.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--org", "org_name", required=True, help="Organization name.")
+@click.option("--dry-run", is_flag=True, help="Check the file and show what would change.")
+def import_customers_command(file: BinaryIO, org_name: str, dry_run: bool) -> None:
+    """Create or update customers from a CSV FILE (upsert by external_id).
+
+    The header row names Lago customer fields (external_id, name, email, …, shipping_city,
+    metadata.<key>); an empty cell leaves a field unchanged; rows without an external_id get
+    a generated one. Unlike other commands this one commits after each batch of rows, so an
+    interrupted run keeps what it did (the jobs process resumes a run whose process died).
+    """
+    from billing.services import imports
+    from blueprints.console.imports import row_error_message
+
+    try:
+        organization = find_organization(org_name)
+    except NotFound:
+        _fail(f"no organization named {org_name!r}")
+    try:
+        customer_import = imports.preview_import(
+            organization,
+            os.path.basename(file.name),
+            file.read(imports.MAX_BYTES + 1),
+            agent_id=None,
+        )
+    except imports.ImportFileInvalid as exc:
+        _fail(exc.message)
+    overview = imports.import_overview(customer_import, sample_size=0)
+    click.echo(
+        f"{customer_import.filename}: {customer_import.total_rows} rows: "
+        f"{customer_import.created_count} to create, {customer_import.updated_count} to update, "
+        f"{len(customer_import.row_errors)} invalid"
+    )
+    if overview.generated_ids:
+        click.echo(
+            f"Rows without external_id: {overview.generated_ids} (each gets a generated one, cus_…)"
+        )
+    if overview.ignored_columns:
+        click.echo(f"Ignored columns: {', '.join(overview.ignored_columns)}")
+    _echo_row_errors(customer_import.row_errors, row_error_message)
+    if dry_run:
+        db.session.rollback()
+        click.echo("Dry run: nothing was written.")
+        return
+    if imports.valid_rows(customer_import) == 0:
+        db.session.rollback()
+        click.echo("Nothing to import.")
+        return
+    imports.start_import(customer_import)
+    db.session.commit()
+    refused_in_preview = {entry["row"] for entry in customer_import.row_errors}
+    with click.progressbar(length=customer_import.total_rows, label="Importing") as bar:
+
+        def progress(current: CustomerImport) -> None:
+            db.session.commit()  # one commit per batch: a new run resumes from here
+            bar.update(current.processed_rows - bar.pos)
+
+        try:
+            imports.run_import(customer_import, audit.CLI, progress=progress)
+            db.session.commit()
+        except imports.ImportSuperseded:
+            _fail("the import was taken over by the jobs process, which will finish it")
+        except (Exception, KeyboardInterrupt) as exc:
+            db.session.rollback()
+            stopped = db.session.get_one(CustomerImport, customer_import.id)
+            with contextlib.suppress(NotAllowed):
+                imports.fail_import(stopped, imports.failure_message(stopped))
+                db.session.commit()
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            current_app.logger.exception("customer import failed")
+            _fail(imports.failure_message(stopped))
+    _echo_row_errors(
+        [e for e in customer_import.row_errors if e["row"] not in refused_in_preview],
+        row_error_message,
+    )
+    click.echo(
+        f"Imported: {customer_import.created_count} created, "
+        f"{customer_import.updated_count} updated, "
+        f"{len(customer_import.row_errors)} not imported."
+    )
+
+
+def _echo_row_errors(row_errors: list[dict[str, Any]], message: Callable[[str, str], str]) -> None:
+    for entry in row_errors:
+        reasons = "; ".join(
+            f"{name}: {message(name, code)}"
+            for name, codes in entry["errors"].items()
+            for code in codes
+        )
+        label = f" ({entry['external_id']})" if entry.get("external_id") else ""
+        click.echo(f"  row {entry['row']}{label}: {reasons}")
+
+
 def serve_command_factory() -> click.Command:
     @click.command("serve")
     @click.option("--host", default="127.0.0.1", show_default=True)
@@ -128,6 +228,6 @@ def serve_command_factory() -> click.Command:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (orgs, agents, demo, jobs):
+    for group in (orgs, agents, demo, jobs, customers):
         app.cli.add_command(group)
     app.cli.add_command(serve_command_factory())

@@ -80,3 +80,14 @@ def run_scheduler(app: Flask) -> None:
     stop_requested.wait()
     scheduler.shutdown(wait=True)
     log.info("jobs process stopped")
+
+
+# --- registered jobs (imported last: job modules may use the names above) ----------------------
+
+from jobs.imports import run_queued_imports  # noqa: E402
+
+# Up to three imports at once per process: while one long import runs, the next ticks still
+# pick up other queued imports instead of being skipped.
+JOBS.append(
+    JobSpec("customer_imports", run_queued_imports, "interval", {"seconds": 2, "max_instances": 3})
+)
