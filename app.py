@@ -9,15 +9,29 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from werkzeug.exceptions import HTTPException
 
 from config import INSTANCE_DIR, Config, engine_options
-from extensions import SQLITE_BUSY_TIMEOUT_MS, db, migrate, reset_write_intent, set_write_intent
+from extensions import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    csrf,
+    db,
+    login_manager,
+    migrate,
+    reset_write_intent,
+    set_write_intent,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: no inline script or style, nothing from elsewhere, never framed
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -40,10 +54,22 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None  # the login page explains itself
 
     from blueprints.api import bp as api_bp
+    from blueprints.auth import bp as auth_bp
+    from blueprints.console import bp as console_bp
+    from blueprints.filters import register_filters
 
+    # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
+    csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(console_bp)
+    register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)
 
@@ -96,10 +122,14 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
+        # Pages that may be framed (the portal) set their own policy before this runs.
+        response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        response.headers.setdefault("X-Frame-Options", "DENY")
+        if "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]:
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
 
@@ -109,6 +139,14 @@ def is_api_request() -> bool:
 
 def register_error_handlers(app: Flask) -> None:
     from blueprints.api.errors import http_error, unexpected_error
+
+    @app.errorhandler(CSRFError)
+    def on_csrf_error(exc: CSRFError) -> Any:
+        return error_page(
+            400,
+            "This form has expired",
+            "The page was open too long or did not come from Ledgerline. Reload it and try again.",
+        )
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException) -> Any:

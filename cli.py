@@ -82,7 +82,13 @@ def create_agent_command(
 @demo.command("seed")
 def seed_demo_command() -> None:
     """Create the demo organization, its demo key and admin, and demo customers (idempotent)."""
-    from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY, seed_demo
+    from billing.demo import (
+        DEMO_ADMIN_EMAIL,
+        DEMO_ADMIN_PASSWORD,
+        DEMO_AGENTS,
+        DEMO_API_KEY,
+        seed_demo,
+    )
 
     summary = seed_demo()
     db.session.commit()
@@ -94,6 +100,7 @@ def seed_demo_command() -> None:
                 "  Ledgerline demo (DEMO ONLY: never use these credentials in production)",
                 f"    organization : {summary.organization_name}",
                 f"    console      : {base}/  as {DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}",
+                f"                   (also {', '.join(DEMO_AGENTS)}, same password)",
                 f"    API          : {base}/api/v1  with  Authorization: Bearer {DEMO_API_KEY}",
                 f"    customers    : {summary.customers_total} ({summary.customers_created} new)",
                 "",

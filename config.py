@@ -36,6 +36,13 @@ class Config:
         self.API_PER_PAGE_MAX = 1000
         #: seconds between two writes of an API key's last-used time
         self.API_KEY_TOUCH_INTERVAL = 60
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        # Secure cookies whenever Ledgerline is served over https.
+        self.SESSION_COOKIE_SECURE = self.PUBLIC_URL.startswith("https://")
+        self.PERMANENT_SESSION_LIFETIME = 12 * 3600
+        #: CSRF tokens live as long as the session (forms left open for hours still work)
+        self.WTF_CSRF_TIME_LIMIT = None
 
     def as_mapping(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import DeclarativeBase
 
@@ -18,6 +20,8 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
 
 #: busy wait for SQLite's write lock, in milliseconds
 SQLITE_BUSY_TIMEOUT_MS = 15000

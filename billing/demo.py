@@ -11,9 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from billing.errors import NotFound
-from billing.models import Agent, ApiKey, Customer
+from billing.models import Agent, ApiKey, Customer, Organization, SavedView
 from billing.services import audit
-from billing.services.customers import find_customer, upsert_customer
+from billing.services.customers import (
+    delete_customer,
+    find_customer,
+    update_customer,
+    upsert_customer,
+)
 from billing.services.organizations import (
     create_agent,
     create_api_key,
@@ -28,6 +33,14 @@ DEMO_ORG_NAME = "Demo Org"
 DEMO_API_KEY = "ll_demo_0123456789abcdef0123456789abcdef"
 DEMO_ADMIN_EMAIL = "admin@demo.ledgerline.test"
 DEMO_ADMIN_PASSWORD = "demo-admin-password"  # noqa: S105  (published demo credential)
+#: more demo agents, to try the roles; same password
+DEMO_AGENTS = {"support@demo.ledgerline.test": "support", "viewer@demo.ledgerline.test": "viewer"}
+#: saved views of the demo admin: name → list query string
+DEMO_VIEWS = {
+    "Enterprise tier": "q=enterprise",
+    "Nordics": "meta_key=region&meta_value=nordics",
+    "Euro customers": "currency=EUR",
+}
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
 
@@ -329,6 +342,27 @@ DEMO_CUSTOMERS: list[dict[str, Any]] = [
 ]
 
 
+def _demo_history(organization: Organization, admin: Agent) -> None:
+    """A little support history, so timelines and the audit log are not empty at first sight."""
+    by_admin = audit.Actor(type="agent", source="console", id=str(admin.lago_id), label=admin.email)
+    acme = find_customer(organization, "acme-corp")
+    if acme is not None:
+        update_customer(
+            organization,
+            acme,
+            {"external_id": "acme-corp", "email": "billing@acme.test, ap@acme.test",
+             "net_payment_term": 45},
+            by_admin,
+        )  # fmt: skip
+    churned, _created = upsert_customer(
+        organization,
+        {"external_id": "wayne-enterprises", "name": "Wayne Enterprises", "country": "US",
+         "currency": "USD", "email": "lucius@wayne.test"},
+        SEED,
+    )  # fmt: skip
+    delete_customer(organization, churned, by_admin)
+
+
 @dataclass
 class DemoSummary:
     organization_name: str
@@ -349,10 +383,23 @@ def seed_demo() -> DemoSummary:
         select(ApiKey.id).where(ApiKey.key_hash == hash_api_key(DEMO_API_KEY))
     ):
         create_api_key(organization, SEED, raw_key=DEMO_API_KEY, name="Demo key (demo only)")
-    if not db.session.scalar(select(Agent.id).where(Agent.email == DEMO_ADMIN_EMAIL)):
-        create_agent(
+    admin = db.session.scalar(select(Agent).where(Agent.email == DEMO_ADMIN_EMAIL))
+    if admin is None:
+        admin = create_agent(
             organization, DEMO_ADMIN_EMAIL, "admin", DEMO_ADMIN_PASSWORD, SEED, name="Demo Admin"
         )
+    for email, role in DEMO_AGENTS.items():
+        if not db.session.scalar(select(Agent.id).where(Agent.email == email)):
+            create_agent(organization, email, role, DEMO_ADMIN_PASSWORD, SEED)
+    for name, query in DEMO_VIEWS.items():
+        if not db.session.scalar(
+            select(SavedView.id).where(SavedView.agent_id == admin.id, SavedView.name == name)
+        ):
+            db.session.add(
+                SavedView(
+                    organization_id=organization.id, agent_id=admin.id, name=name, query=query
+                )
+            )
 
     created = 0
     for payload in DEMO_CUSTOMERS:
@@ -372,6 +419,8 @@ def seed_demo() -> DemoSummary:
             continue
         upsert_customer(organization, payload, SEED, generate_missing_external_id=True)
         created += 1
+    if created:
+        _demo_history(organization, admin)
     total = db.session.scalar(
         select(func.count(Customer.id)).where(
             Customer.organization_id == organization.id, Customer.deleted_at.is_(None)

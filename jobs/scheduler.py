@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +34,8 @@ JOBS: list[JobSpec] = []
 
 
 def build_scheduler(app: Flask) -> BackgroundScheduler:
+    # APScheduler logs every run at INFO; a job that runs every few seconds would flood the log.
+    logging.getLogger("apscheduler.executors").setLevel(logging.WARNING)
     scheduler = BackgroundScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
     )
@@ -63,11 +65,12 @@ def _in_app_context(app: Flask, spec: JobSpec) -> Callable[[], None]:
 
 def run_scheduler(app: Flask) -> None:
     """Run until SIGINT or SIGTERM, then let running jobs finish and exit."""
-    stop_requested = threading.Event()
+    # A plain flag, not a threading.Event: setting an Event from a signal handler can deadlock
+    # when the signal lands while the main thread holds the Event's own lock.
+    stop_requested: list[str] = []
 
     def request_stop(signum: int, _frame: Any) -> None:
-        log.info("jobs process: %s received, shutting down", signal.Signals(signum).name)
-        stop_requested.set()
+        stop_requested.append(signal.Signals(signum).name)
 
     # Handlers first: a signal arriving while the scheduler starts still stops it cleanly.
     signal.signal(signal.SIGTERM, request_stop)
@@ -77,7 +80,9 @@ def run_scheduler(app: Flask) -> None:
     log.info(
         "jobs process started with %d job(s): %s", len(JOBS), [j.id for j in JOBS] or "none yet"
     )
-    stop_requested.wait()
+    while not stop_requested:
+        time.sleep(0.2)
+    log.info("jobs process: %s received, shutting down", stop_requested[0])
     scheduler.shutdown(wait=True)
     log.info("jobs process stopped")
 

@@ -6,6 +6,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from billing.models.migration_only import include_object
+
 config = context.config
 fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
@@ -55,6 +57,7 @@ def run_migrations_online():
     connectable = get_engine()
     # SQLite alters tables by copying them; batch mode lets later migrations do that.
     conf_args.setdefault("render_as_batch", connectable.dialect.name == "sqlite")
+    conf_args.setdefault("include_object", include_object)
 
     with connectable.connect() as connection:
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)

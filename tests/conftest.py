@@ -15,13 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g, has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
+from billing.models import Organization
 from billing.timeutil import set_clock
 from config import normalize_database_url
 from extensions import db
@@ -65,9 +68,22 @@ def database_url(
         admin.dispose()
 
 
+class TestClient(FlaskClient):
+    """Requests of a test share its app context, where Flask-Login and Flask-WTF cache the
+    signed-in agent and the CSRF token in `g`; forget both before each request so that every
+    client is seen as itself, as with real requests."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        if has_app_context():
+            g.pop("_login_user", None)
+            g.pop("csrf_token", None)
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def app(database_url: str) -> Iterator[Flask]:
     app = create_app({**TEST_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url})
+    app.test_client_class = TestClient
     yield app
     with app.app_context():
         db.engine.dispose()
@@ -134,6 +150,60 @@ def api_client(client: Any, org: Any) -> ApiClient:
     return ApiClient(client, factories.make_api_key(org))
 
 
+class AgentClient:
+    """The Flask test client signed in as an agent, sending the CSRF token like the console.
+
+    `post(url, data=...)` adds the token to the form (and the header htmx sends); pass
+    `csrf=False` to leave it out. `htmx=True` marks a request as coming from htmx.
+    """
+
+    def __init__(self, app: Flask, client: Any, agent: Any) -> None:
+        self.client = client
+        self.agent = agent
+        raw = uuid.uuid4().hex
+        with client.session_transaction() as session:
+            session["_user_id"] = str(agent.id)
+            session["_fresh"] = True
+            session["csrf_token"] = raw
+        self.csrf_token = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token").dumps(raw)
+
+    def _headers(self, htmx: bool, csrf: bool, headers: dict[str, str] | None) -> dict[str, str]:
+        result = dict(headers or {})
+        if htmx:
+            result["HX-Request"] = "true"
+        if csrf:
+            result["X-CSRFToken"] = self.csrf_token
+        return result
+
+    def get(self, url: str, *, htmx: bool = False, **kwargs: Any) -> Any:
+        headers = self._headers(htmx, False, kwargs.pop("headers", None))
+        return self.client.get(url, headers=headers, **kwargs)
+
+    def post(
+        self, url: str, data: Any = None, *, htmx: bool = False, csrf: bool = True, **kwargs: Any
+    ) -> Any:
+        headers = self._headers(htmx, csrf, kwargs.pop("headers", None))
+        if csrf and (data is None or isinstance(data, dict)):
+            data = {"csrf_token": self.csrf_token, **(data or {})}
+        return self.client.post(url, data=data, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def agent_client(app: Flask, client: Any, org: Any) -> AgentClient:
+    """Signed in as an admin of `org`."""
+    return AgentClient(app, client, factories.make_agent(org, "admin"))
+
+
+@pytest.fixture
+def make_agent_client(app: Flask, client: Any, org: Any) -> Any:
+    """make_agent_client("viewer") → a client signed in as a new agent of `org` with that role."""
+
+    def make(role: str) -> AgentClient:
+        return AgentClient(app, app.test_client(), factories.make_agent(org, role))
+
+    return make
+
+
 # ---------------------------------------------------------------------------------------------
 # Live server: a real HTTP server on a free port, for the official SDK and concurrency tests.
 
@@ -150,6 +220,21 @@ class LiveServer:
             raw_key = factories.make_api_key(organization)
             db.session.commit()
             return organization.id, raw_key
+
+    def new_agent(self, organization_id: int, role: str = "admin") -> str:
+        """A committed agent of that organization; returns its e-mail (password AGENT_PASSWORD)."""
+        with self.app.app_context():
+            organization = db.session.get_one(Organization, organization_id)
+            agent = factories.make_agent(organization, role)
+            db.session.commit()
+            return agent.email
+
+    def seed(self, organization_id: int, payloads: list[dict[str, Any]]) -> None:
+        with self.app.app_context():
+            organization = db.session.get_one(Organization, organization_id)
+            for payload in payloads:
+                factories.make_customer(organization, **payload)
+            db.session.commit()
 
 
 @pytest.fixture(scope="session")

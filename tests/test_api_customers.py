@@ -203,12 +203,12 @@ def test_a_failed_upsert_changes_nothing(api_client):
     assert count(ActivityLog) == logs_before
 
 
-def test_a_failed_create_creates_nothing(api_client):
+def test_a_failed_create_creates_nothing(api_client, org):
     response = upsert(api_client, external_id="never", country="ZZ")
 
     assert response.status_code == 422
     assert api_client.get("/api/v1/customers/never").status_code == 404
-    assert count(Customer) == 0
+    assert count(Customer, Customer.organization_id == org.id) == 0
 
 
 def test_currency_is_locked_once_something_is_attached(api_client, monkeypatch):
@@ -424,11 +424,11 @@ def test_deleting_twice_is_404_the_second_time(api_client):
          "BadRequest: request body is not valid JSON"),
     ],
 )  # fmt: skip
-def test_bad_bodies_are_400_json(api_client, body, content_type, error):
+def test_bad_bodies_are_400_json(api_client, org, body, content_type, error):
     response = api_client.post("/api/v1/customers", data=body, content_type=content_type)
     assert response.status_code == 400
     assert response.get_json() == {"status": 400, "error": error}
-    assert count(Customer) == 0
+    assert count(Customer, Customer.organization_id == org.id) == 0
 
 
 @pytest.mark.parametrize(

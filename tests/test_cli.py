@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 
 from billing.demo import DEMO_API_KEY
-from billing.models import Agent, Customer
+from billing.models import Agent, Customer, Organization
 from extensions import db
 
 
@@ -70,8 +70,16 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     assert "DEMO ONLY" in first.output and DEMO_API_KEY in first.output
     assert "DEMO ONLY" in second.output
     assert "(0 new)" in second.output
-    total = db.session.scalar(select(func.count()).select_from(Customer))
+    demo = (
+        Customer.organization_id
+        == select(Organization.id).where(Organization.name == "Demo Org").scalar_subquery()
+    )
+    total = db.session.scalar(select(func.count()).where(demo, Customer.deleted_at.is_(None)))
     assert 18 <= total <= 25
+    # A little history: one customer edited by the demo admin, one churned (deleted).
+    assert (
+        db.session.scalar(select(func.count()).where(demo, Customer.deleted_at.is_not(None))) == 1
+    )
 
     response = client.get(
         "/api/v1/customers?per_page=100", headers={"Authorization": f"Bearer {DEMO_API_KEY}"}

@@ -37,6 +37,8 @@ class ActivityLog(Base):
     actor_label: Mapped[str | None] = mapped_column(String(255))
     resource_type: Mapped[str] = mapped_column(String(32))
     resource_id: Mapped[str] = mapped_column(String(64))
+    #: what the resource was called then (a customer's name, an agent's e-mail, a key's name)
+    resource_label: Mapped[str | None] = mapped_column(String(255))
     #: {field: [old, new]}
     changes: Mapped[dict] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, String, Uuid
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.ids import new_lago_id
@@ -42,6 +42,11 @@ class Organization(Base):
     inbound_secret: Mapped[str] = mapped_column(String(128))
     #: last customer sequential id handed out (incremented under a row lock)
     customers_sequence: Mapped[int] = mapped_column(default=0)
+    #: hex color of the portal and PDFs, e.g. #2f5bd3
+    brand_color: Mapped[str] = mapped_column(String(7), default="#2f5bd3")
+    #: the logo image itself (kept in the database, so every process serves it)
+    logo: Mapped[bytes | None] = mapped_column(LargeBinary)
+    logo_content_type: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 
@@ -104,3 +109,18 @@ class Agent(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organization: Mapped[Organization] = relationship()
+
+    # The attributes Flask-Login reads, without importing Flask into the domain.
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def can(self, permission: str) -> bool:
+        """`write` (support and admin) or `admin`."""
+        if permission == "admin":
+            return self.role is AgentRole.ADMIN
+        if permission == "write":
+            return self.role in (AgentRole.ADMIN, AgentRole.SUPPORT)
+        raise ValueError(f"unknown permission {permission!r}")

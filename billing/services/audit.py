@@ -39,6 +39,7 @@ def record_activity(
     activity_type: str,
     resource_type: str,
     resource_id: str,
+    resource_label: str | None = None,
     changes: dict[str, Any] | None = None,
     customer_id: int | None = None,
 ) -> ActivityLog:
@@ -53,6 +54,7 @@ def record_activity(
         actor_label=actor.label,
         resource_type=resource_type,
         resource_id=resource_id,
+        resource_label=resource_label[:255] if resource_label else None,
         changes=changes or {},
     )
     db.session.add(entry)

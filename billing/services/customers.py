@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import exists, false, func, select
+from sqlalchemy.orm import joinedload, selectinload
 
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import generate_external_id
@@ -14,12 +16,26 @@ from billing.models import Customer, CustomerMetadata, IntegrationCustomer, Orga
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
 from billing.services.customer_input import CustomerInput, parse_customer_input
-from billing.services.search import build_search_text, matching_customers
+from billing.services.search import (
+    build_search_text,
+    count_matches_sqlite,
+    matching_customers,
+)
 from billing.timeutil import now_utc
 from extensions import db
 
 #: keys of the serialized customer that are bookkeeping rather than data, left out of diffs
-_NOT_AUDITED = {"updated_at", "created_at", "status", "applicable_timezone", "slug"}
+_NOT_AUDITED = {
+    "lago_id", "sequential_id", "slug", "created_at", "updated_at", "deleted_at", "status",
+    "applicable_timezone", "billing_entity_code", "taxes", "applicable_invoice_custom_sections",
+    "error_details",
+}  # fmt: skip
+#: values a new customer has unless told otherwise
+_CREATION_DEFAULTS = {
+    "account_type": "customer",
+    "finalize_zero_amount_invoice": "inherit",
+    "skip_invoice_custom_sections": False,
+}
 
 
 def customer_has_attachments(customer: Customer) -> bool:
@@ -69,14 +85,9 @@ def upsert_customer(
     parsed = parse_customer_input(payload, require_external_id=not generate_missing_external_id)
     if parsed.errors:
         raise ValidationFailed(parsed.errors)
-    # Serialize upserts of one organization: two concurrent creations of the same external id
-    # must become one creation and one update, and sequential ids must not collide.
-    db.session.execute(
-        select(Organization.id).where(Organization.id == organization.id).with_for_update()
-    )
+    _lock_customers_of(organization)
     external_id = parsed.external_id or generate_external_id()
     customer = find_customer(organization, external_id)
-    created = customer is None
     if customer is None:
         customer = Customer(
             organization=organization,
@@ -84,31 +95,74 @@ def upsert_customer(
             sequential_id=_next_sequential_id(organization),
             created_at=now_utc(),
         )
-        before: dict[str, Any] = {}
-    else:
-        before = _audited(customer)
-        _check_immutable(customer, parsed)
+        _save(organization, customer, parsed, actor, before=None)
+        return customer, True
+    _check_immutable(customer, parsed)
+    _save(organization, customer, parsed, actor, before=_audited(customer))
+    return customer, False
+
+
+def update_customer(
+    organization: Organization, customer: Customer, payload: dict[str, Any], actor: audit.Actor
+) -> Customer:
+    """Update a known customer (the console's edit form); its external id may change too,
+    while nothing is attached and no other live customer uses the new one."""
+    parsed = parse_customer_input(payload)
+    if parsed.errors:
+        raise ValidationFailed(parsed.errors)
+    _lock_customers_of(organization)
+    _check_immutable(customer, parsed)
+    if parsed.external_id != customer.external_id:
+        if customer_has_attachments(customer):
+            raise ValidationFailed({"external_id": ["value_is_immutable"]})
+        if find_customer(organization, parsed.external_id or "") is not None:
+            raise ValidationFailed({"external_id": ["value_already_exist"]})
+        parsed.columns["external_id"] = parsed.external_id
+    _save(organization, customer, parsed, actor, before=_audited(customer))
+    return customer
+
+
+def _lock_customers_of(organization: Organization) -> None:
+    # Serialize customer writes of one organization: two concurrent creations of the same
+    # external id must become one creation and one update, and sequential ids never collide.
+    db.session.execute(
+        select(Organization.id).where(Organization.id == organization.id).with_for_update()
+    )
+
+
+def _save(
+    organization: Organization,
+    customer: Customer,
+    parsed: CustomerInput,
+    actor: audit.Actor,
+    *,
+    before: dict[str, Any] | None,
+) -> None:
+    """Apply the parsed changes, reindex, and record the change (audit + outbox) if any."""
     _apply(customer, parsed)
     customer.search_text = build_search_text(customer)
-    customer.updated_at = now_utc()
     db.session.add(customer)
     db.session.flush()
-
     after = _audited(customer)
-    changes = audit.diff(before, after)
-    if created or changes:
-        event = "customer.created" if created else "customer.updated"
-        audit.record_activity(
-            organization_id=organization.id,
-            actor=actor,
-            activity_type=event,
-            resource_type="customer",
-            resource_id=str(customer.lago_id),
-            changes=changes,
-            customer_id=customer.id,
-        )
-        outbox.emit(organization.id, event, "customer", serialize_customer(customer))
-    return customer, created
+    if before is None:
+        # A new customer's entry lists what was given, not every default.
+        after = {k: v for k, v in after.items() if _CREATION_DEFAULTS.get(k) != v}
+    changes = audit.diff(before or {}, after)
+    if before is not None and not changes:
+        return
+    customer.updated_at = now_utc()
+    event = "customer.created" if before is None else "customer.updated"
+    audit.record_activity(
+        organization_id=organization.id,
+        actor=actor,
+        activity_type=event,
+        resource_type="customer",
+        resource_id=str(customer.lago_id),
+        resource_label=customer.display_name,
+        changes=changes,
+        customer_id=customer.id,
+    )
+    outbox.emit(organization.id, event, "customer", serialize_customer(customer))
 
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
@@ -122,6 +176,7 @@ def delete_customer(organization: Organization, customer: Customer, actor: audit
         activity_type="customer.deleted",
         resource_type="customer",
         resource_id=str(customer.lago_id),
+        resource_label=customer.display_name,
         customer_id=customer.id,
     )
     outbox.emit(organization.id, "customer.deleted", "customer", serialize_customer(customer))
@@ -197,17 +252,24 @@ def _sync_integrations(customer: Customer, parsed: CustomerInput) -> None:
 
 
 def _audited(customer: Customer) -> dict[str, Any]:
-    data = serialize_customer(customer)
-    for key in _NOT_AUDITED:
-        data.pop(key, None)
-    data["metadata"] = [
-        {"key": m["key"], "value": m["value"], "display_in_invoice": m["display_in_invoice"]}
-        for m in data["metadata"]
-    ]
-    data["integration_customers"] = [
-        {k: v for k, v in i.items() if k != "lago_id"} for i in data["integration_customers"]
-    ]
-    return data
+    """The customer as flat `field: value` pairs, for readable audit diffs
+    (`billing_configuration.document_locale`, `metadata.tier`, `integration.hubspot`)."""
+    flat: dict[str, Any] = {}
+    for key, value in serialize_customer(customer).items():
+        if key in _NOT_AUDITED:
+            continue
+        if key in ("billing_configuration", "shipping_address"):
+            flat.update({f"{key}.{sub}": v for sub, v in value.items()})
+        elif key == "metadata":
+            for item in value:
+                shown = " (on invoice)" if item["display_in_invoice"] else ""
+                flat[f"metadata.{item['key']}"] = f"{item['value']}{shown}"
+        elif key == "integration_customers":
+            for link in value:
+                flat[f"integration.{link['type']}"] = link["external_customer_id"]
+        else:
+            flat[key] = value
+    return flat
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +301,11 @@ class CustomerFilters:
     has_tax_identification_number: bool | None = None
     #: key → value; an empty value means "the key is absent"
     metadata: dict[str, str] = field(default_factory=dict)
+    #: None: live customers; "active", "inactive" or "deleted" (deleted ones only then)
+    status: str | None = None
+    #: created at or after / strictly before (UTC-aware)
+    created_from: datetime | None = None
+    created_before: datetime | None = None
 
 
 @dataclass
@@ -273,16 +340,28 @@ class Page:
 
 def customer_conditions(organization: Organization, filters: CustomerFilters) -> list[Any]:
     """The WHERE conditions selecting the organization's live customers that pass `filters`."""
+    organization_id: Any = Customer.organization_id
+    if _searching(filters) and db.engine.dialect.name == "sqlite":
+        # A search finds the organization's matches in its own index, and SQLite then looks
+        # them up by id. As `organization_id + 0` this condition cannot make SQLite scan
+        # ix_customers_live_created instead (every customer of the organization), which it
+        # prefers when it has no statistics.
+        organization_id = Customer.organization_id + 0
     conditions: list[Any] = [
-        Customer.organization_id == organization.id,
-        Customer.deleted_at.is_(None),
+        organization_id == organization.id,
+        *_status_conditions(filters.status),
     ]
+    if filters.created_from is not None:
+        conditions.append(Customer.created_at >= filters.created_from)
+    if filters.created_before is not None:
+        conditions.append(Customer.created_at < filters.created_before)
     if filters.external_id:
         conditions.append(Customer.external_id == filters.external_id)
-    elif filters.search_term and filters.search_term.strip():
-        match = matching_customers(db.engine.dialect.name, filters.search_term)
-        if match is not None:
-            conditions.append(match)
+    elif _searching(filters):
+        assert filters.search_term is not None
+        conditions.append(
+            matching_customers(db.engine.dialect.name, organization.id, filters.search_term)
+        )
     if filters.customer_type:
         conditions.append(Customer.customer_type == filters.customer_type)
     if filters.has_customer_type is not None:
@@ -322,30 +401,163 @@ def list_customers(
     per_page: int = 100,
     sort: str = "-created_at",
 ) -> Page:
-    """One page of customers, newest first by default, with the total count of matches."""
+    """One page of customers, newest first by default, with the total count of matches.
+
+    The best plan depends on how many customers match, which the databases cannot estimate
+    for a search (and a wrong guess costs a hundredfold: PostgreSQL, seeing ORDER BY … LIMIT,
+    may walk every customer for a search that matches three). So the listing finds out:
+    * few matches (the usual search): one query fetches the matching ids first, counts them,
+      orders and pages them and returns the page's customers; it gives up after
+      WALK_FACTOR × (the page's end) matches and then returns nothing.
+    * many: they are counted apart, and the page is found by walking the organization's
+      customers in list order, keeping the matches, until the page is full.
+    A plain search on SQLite is counted in its index first, which tells which case it is.
+    """
     conditions = customer_conditions(organization, filters)
-    # Matching ids first, then order and page them: with ORDER BY ... LIMIT on the full table
-    # PostgreSQL may walk the created_at index and filter row by row instead of using search.
-    matching = (
-        select(Customer.id)
-        .where(and_(*conditions))
-        .cte("matching")
-        .prefix_with("MATERIALIZED", dialect="postgresql")
+    descending = sort.startswith("-")
+    key = SORTABLE.get(sort.lstrip("-"), Customer.created_at)
+    offset = (page - 1) * per_page
+    few = WALK_FACTOR * (offset + per_page)
+    total = _count_in_search_index(organization, filters)
+    if total is None or 0 < total < few:
+        items, counted = _page_of_matches(conditions, key, descending, offset, per_page, few)
+        if items:
+            return Page(items, counted, page, per_page)
+    # No match, a page past the last match, or many matches.
+    if total is None:
+        total = _count_matching(conditions)
+    if offset >= total:
+        return Page([], total, page, per_page)
+    if key is not Customer.created_at:
+        items, _counted = _page_of_matches(conditions, key, descending, offset, per_page, None)
+        return Page(items, total, page, per_page)
+    if db.engine.dialect.name == "sqlite" and _searching(filters):
+        # As a plain condition SQLite would look every match up by id and sort them all; as a
+        # filter it walks ix_customers_live_created, newest first, and stops early.
+        assert filters.search_term is not None
+        conditions = [
+            *customer_conditions(organization, replace(filters, search_term=None)),
+            matching_customers("sqlite", organization.id, filters.search_term, filter_only=True),
+        ]
+    walk = (
+        select(Customer)
+        .where(*conditions)
+        .order_by(key.desc() if descending else key.asc(), Customer.id.asc())
+        .limit(per_page)
+        .offset(offset)
+        .options(*_LIST_LOADS)
     )
-    total = db.session.scalar(select(func.count()).select_from(matching)) or 0
-    if total == 0:
-        return Page([], 0, page, per_page)
+    return Page(list(db.session.scalars(walk).unique()), total, page, per_page)
+
+
+#: More matches than WALK_FACTOR × the rows up to the end of the page are "many": their page
+#: is found by a walk that reads at most 1/WALK_FACTOR of the organization's customers.
+WALK_FACTOR = 20
+
+#: What a listed customer shows. Its CRM links (a few at most, one per integration type) come in
+#: the same query; its metadata items (up to dozens) in one more.
+_LIST_LOADS = (joinedload(Customer.integration_customers), selectinload(Customer.metadata_items))
+
+
+def _searching(filters: CustomerFilters) -> bool:
+    return not filters.external_id and bool(filters.search_term and filters.search_term.strip())
+
+
+def _page_of_matches(
+    conditions: list[Any],
+    key: Any,
+    descending: bool,
+    offset: int,
+    limit: int,
+    fewer_than: int | None,
+) -> tuple[list[Customer], int]:
+    """One page of the matching customers and how many match, in one query; nothing when the
+    page is empty or when `fewer_than` or more match (counting stops there).
+
+    The matching ids are fetched first: the CTE is MATERIALIZED so that neither database folds
+    it into a walk of every customer of the organization. They are counted, ordered and paged,
+    and only then are the page's customers read."""
+    matching = select(Customer.id, key.label("sort_key")).where(*conditions)
+    if fewer_than is not None:
+        matching = matching.limit(fewer_than)
+    found = matching.cte("matching").prefix_with("MATERIALIZED")
+
+    def order(table: Any) -> list[Any]:
+        sort_key = table.c.sort_key.desc() if descending else table.c.sort_key.asc()
+        return [sort_key, table.c.id.asc()]
+
+    page = (
+        select(found.c.id, found.c.sort_key, func.count().over().label("total"))
+        .order_by(*order(found))
+        .limit(limit)
+        .offset(offset)
+        .subquery("page")
+    )
+    query = (
+        select(Customer, page.c.total)
+        .select_from(page)
+        .join(Customer, Customer.id == page.c.id)
+        .order_by(*order(page))
+        .options(*_LIST_LOADS)
+    )
+    if fewer_than is not None:
+        query = query.where(page.c.total < fewer_than)
+    rows = db.session.execute(query).unique().all()
+    return [row[0] for row in rows], rows[0][1] if rows else 0
+
+
+def _count_in_search_index(organization: Organization, filters: CustomerFilters) -> int | None:
+    """SQLite, a plain search (the search box): the number of matches, counted in the search
+    index alone (it holds the organization's live customers under their own rowid range).
+    None otherwise."""
+    if (
+        db.engine.dialect.name == "sqlite"
+        and _searching(filters)
+        and filters == CustomerFilters(search_term=filters.search_term)
+    ):
+        assert filters.search_term is not None
+        return db.session.scalar(count_matches_sqlite(organization.id, filters.search_term)) or 0
+    return None
+
+
+def _count_matching(conditions: list[Any]) -> int:
+    return db.session.scalar(select(func.count()).select_from(Customer).where(*conditions)) or 0
+
+
+def _status_conditions(status: str | None) -> list[Any]:
+    if status == "deleted":
+        return [Customer.deleted_at.is_not(None)]
+    conditions: list[Any] = [Customer.deleted_at.is_(None)]
+    if status == "active":
+        # Active means "has an active subscription"; subscriptions arrive with metering,
+        # which replaces this condition. Until then no customer is active.
+        conditions.append(false())
+    return conditions
+
+
+def count_customers(organization: Organization, filters: CustomerFilters) -> int:
+    """How many customers pass `filters` (saved views show it next to their name)."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(Customer)
+            .where(*customer_conditions(organization, filters))
+        )
+        or 0
+    )
+
+
+def iter_customers(
+    organization: Organization, filters: CustomerFilters, *, sort: str = "-created_at"
+) -> Iterator[Customer]:
+    """Every customer passing `filters`, in list order, streamed in batches (CSV export)."""
     descending = sort.startswith("-")
     column = SORTABLE.get(sort.lstrip("-"), Customer.created_at)
-    order = [column.desc() if descending else column.asc(), Customer.id.asc()]
-    query: Select[tuple[Customer]] = (
+    query = (
         select(Customer)
-        .where(Customer.id.in_(select(matching.c.id)))
-        .order_by(*order)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-        .options(
-            selectinload(Customer.metadata_items), selectinload(Customer.integration_customers)
-        )
+        .where(*customer_conditions(organization, filters))
+        .order_by(column.desc() if descending else column.asc(), Customer.id.asc())
+        .options(selectinload(Customer.metadata_items))
+        .execution_options(yield_per=500)
     )
-    return Page(list(db.session.scalars(query)), total, page, per_page)
+    yield from db.session.scalars(query)

@@ -10,8 +10,7 @@ The life of an import (`CustomerImport.status`)::
 
 Every status change is a conditional UPDATE (`... WHERE status = <expected>`), so two
 processes can never both move an import out of the same state. While an import runs,
-`finished_at` holds its heartbeat: the time its last batch was committed (the model has no
-column of its own for it yet); once done or failed it is the finish time.
+`progressed_at` holds its heartbeat: the time its last batch was committed.
 
 A run works in batches and records its progress with each batch; the boundary (job, CLI,
 view) commits after each one through the `progress` callback. A run that dies therefore
@@ -397,7 +396,7 @@ def _move(customer_import: CustomerImport, to: str, **values: Any) -> None:
 
 def start_import(customer_import: CustomerImport) -> None:
     """previewed → running, for a run in this process (console inline, CLI)."""
-    _move(customer_import, "running", finished_at=now_utc())
+    _move(customer_import, "running", progressed_at=now_utc())
 
 
 def queue_import(customer_import: CustomerImport) -> None:
@@ -437,7 +436,7 @@ def imports_waiting() -> bool:
                         CustomerImport.status == "queued",
                         and_(
                             CustomerImport.status == "running",
-                            CustomerImport.finished_at < now_utc() - STALLED_AFTER,
+                            CustomerImport.progressed_at < now_utc() - STALLED_AFTER,
                         ),
                     )
                 )
@@ -453,7 +452,7 @@ def requeue_stalled_imports() -> int:
         select(CustomerImport)
         .where(
             CustomerImport.status == "running",
-            CustomerImport.finished_at < now_utc() - STALLED_AFTER,
+            CustomerImport.progressed_at < now_utc() - STALLED_AFTER,
         )
         .with_for_update(skip_locked=True)
     ).all()
@@ -489,7 +488,7 @@ def claim_queued_import() -> CustomerImport | None:
         if candidate is None:
             return None
         try:
-            _move(candidate, "running", finished_at=now_utc())
+            _move(candidate, "running", progressed_at=now_utc())
         except NotAllowed:
             continue  # another process claimed it between our read and our update
         return candidate
@@ -604,7 +603,7 @@ def _record_progress(
         "processed_rows": processed,
         "created_count": created,
         "updated_count": updated,
-        "finished_at": now_utc(),
+        "progressed_at": now_utc(),
     }
     if new_errors:
         values["row_errors"] = sorted(

@@ -82,6 +82,7 @@ def create_api_key(
         activity_type="api_key.created",
         resource_type="api_key",
         resource_id=str(api_key.lago_id),
+        resource_label=f"{api_key.name} ({api_key.prefix}…)",
         changes={"name": [None, name], "prefix": [None, api_key.prefix]},
     )
     return api_key, raw_key
@@ -121,6 +122,7 @@ def revoke_api_key(api_key: ApiKey, actor: audit.Actor) -> None:
         activity_type="api_key.revoked",
         resource_type="api_key",
         resource_id=str(api_key.lago_id),
+        resource_label=f"{api_key.name} ({api_key.prefix}…)",
         changes={"revoked_at": [None, api_key.revoked_at.isoformat()]},
     )
     db.session.flush()
@@ -163,6 +165,7 @@ def create_agent(
         activity_type="agent.created",
         resource_type="agent",
         resource_id=str(agent.lago_id),
+        resource_label=agent.email,
         changes={"email": [None, email], "role": [None, role]},
     )
     return agent

@@ -1,33 +1,56 @@
 """Customer search: one service for the API and the console.
 
-Every customer keeps a normalized `search_text` (name, first and last name, legal name, e-mail,
-external id, tax id, metadata values, CRM and payment-provider ids). The database indexes it:
+Every customer keeps a normalized `search_text` (casefolded, accents stripped): one line per
+field (name, first and last name, legal name, e-mail, external id, tax id, CRM and
+payment-provider ids, metadata values), then a last line of *word starts* — the first one or
+two characters of every word, each after two spaces (`"  ac  jo  gm"`).
 
-* SQLite: two external-content FTS5 tables kept in step by triggers (see the migration):
-  `customer_search` with the trigram tokenizer answers substrings of 3+ characters, and
-  `customer_search_words` (unicode61 words, prefix indexes of 1 and 2 characters) answers
-  shorter terms as word prefixes.
-* PostgreSQL: a pg_trgm GIN index on `search_text` answers substrings through LIKE, and a GIN
-  index on the words of `search_text` answers short terms as prefixes.
+A search term is split on white space and every word must match (so "acme john" finds John at
+Acme). A word of 3+ characters matches as a substring of any field; a shorter one matches the
+start of a word (words are runs of letters and digits), which is the substring `"  j"` or `" jo"`
+of search_text thanks to the word-starts line. So every word of a term becomes a substring of
+3+ characters, which one trigram index answers on either database:
 
-A search term is split on white space; every word must match (so "acme john" finds John at Acme).
-No query uses a leading-wildcard LIKE scan.
+* SQLite: the contentless FTS5 table `customer_search` (trigram tokenizer), kept by triggers
+  (see the migration). Its rowid is `organization_id << 40 | customer id`, so each
+  organization's customers form one rowid range: an organization's matches are counted in the
+  index alone, without visiting the customers table.
+* PostgreSQL: a pg_trgm GIN index on `search_text` answers `LIKE '%…%'`.
+
+Only live customers are indexed (on PostgreSQL, the index is partial). No query scans the
+table with a leading-wildcard LIKE.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, and_, column, select, text
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    false,
+    func,
+    literal_column,
+    select,
+    text,
+)
 
 from billing.models import Customer
 
-#: words shorter than this are matched as word prefixes instead of substrings
+#: words shorter than this match word starts instead of substrings
 TRIGRAM_MIN = 3
+#: further words of a search term are ignored
 MAX_WORDS = 8
+#: SQLite index rowid = organization id << ORG_ROWID_SHIFT | customer id (the migration's
+#: triggers spell the same number)
+ORG_ROWID_SHIFT = 40
 
-_WORD_CHARS = re.compile(r"[^\w]+", re.UNICODE)
+#: a word: a run of letters and digits
+_WORD = re.compile(r"[^\W_]+")
 
 
 def normalize_text(value: str) -> str:
@@ -37,7 +60,8 @@ def normalize_text(value: str) -> str:
 
 
 def build_search_text(customer: Customer) -> str:
-    """The text a customer is found by; one field a line so no match spans two fields."""
+    """The text a customer is found by: one field a line so no match spans two fields, then
+    the word starts that short search words are matched against."""
     values: list[str | None] = [
         customer.name,
         customer.firstname,
@@ -51,83 +75,98 @@ def build_search_text(customer: Customer) -> str:
     ]
     values += [m.value for m in customer.metadata_items]
     values += [i.external_customer_id for i in customer.integration_customers]
-    return "\n".join(normalize_text(v) for v in values if v)
+    fields = "\n".join(normalize_text(v) for v in values if v)
+    starts = sorted({word[: TRIGRAM_MIN - 1] for word in _WORD.findall(fields)})
+    return fields + "\n" + "".join("  " + start for start in starts)
 
 
-def search_words(term: str) -> list[str]:
-    """The words of a search term, normalized, at most MAX_WORDS of them."""
-    return [w for w in normalize_text(term).split() if w][:MAX_WORDS]
+def _word_start(prefix: str) -> str:
+    # The substring of 3 characters that finds words starting with a prefix of one or two: the
+    # word-starts line puts two spaces before each word's first two characters ("  jo"), so
+    # "  j" finds the words starting with j and " jo" those starting with jo. Elsewhere a space
+    # also precedes a word start only.
+    return ("  " + prefix)[-TRIGRAM_MIN:]
 
 
-def _fts_phrase(word: str) -> str:
-    return '"' + word.replace('"', '""') + '"'
+def search_fragments(term: str) -> list[str]:
+    """The substrings of search_text that a customer matching `term` contains, 3+ characters
+    each. Empty when the term has nothing to search for (blank, or 1-2 punctuation marks)."""
+    fragments: list[str] = []
+    for word in normalize_text(term).split()[:MAX_WORDS]:
+        if len(word) >= TRIGRAM_MIN:
+            fragments.append(word)
+        else:
+            # "o'" is the word start "o"; punctuation alone starts no word and is dropped.
+            fragments += [_word_start(prefix) for prefix in _WORD.findall(word)]
+    return list(dict.fromkeys(fragments))
 
 
-def _like_pattern(word: str) -> str:
-    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def organization_rowids(organization_id: int) -> tuple[int, int]:
+    """The first and last rowid of an organization's customers in the SQLite index."""
+    low = organization_id << ORG_ROWID_SHIFT
+    return low, low + (1 << ORG_ROWID_SHIFT) - 1
 
 
-def matching_customers(dialect: str, term: str) -> ColumnElement[bool] | None:
-    """A condition on `Customer` that holds for customers matching every word of `term`.
+def matching_customers(
+    dialect: str, organization_id: int, term: str, *, filter_only: bool = False
+) -> ColumnElement[bool]:
+    """A condition on `Customer`: the customer matches every word of `term`.
 
-    Returns None when the term has no searchable word (blank, or punctuation only).
+    A term without anything to search for matches nobody (a lone "%" is not a wildcard).
+    Deleted customers never match. The condition restricts the organization on SQLite only
+    (through the index's rowid range): callers always restrict it.
+
+    On SQLite the matches found in the index drive the query: customers are looked up by id.
+    With `filter_only`, each customer the query reads is checked against the matches instead,
+    for a query that walks customers in another order and stops early (a page of a broad
+    search, newest first).
     """
-    words = search_words(term)
-    long_words = [w for w in words if len(w) >= TRIGRAM_MIN]
-    short_words = [
-        prefix for w in words if len(w) < TRIGRAM_MIN for prefix in _WORD_CHARS.split(w) if prefix
-    ]
-    if not long_words and not short_words:
-        return None
+    fragments = search_fragments(term)
+    if not fragments:
+        return false()
     if dialect == "sqlite":
-        return _sqlite_condition(long_words, short_words)
-    return _postgresql_condition(long_words, short_words)
+        low, _high = organization_rowids(organization_id)
+        rowid = literal_column("customer_search.rowid", Integer)
+        if filter_only:
+            # `customers.id + low` is an expression SQLite cannot look customers up by.
+            return (Customer.id + low).in_(_sqlite_matches(organization_id, fragments, rowid))
+        return Customer.id.in_(_sqlite_matches(organization_id, fragments, rowid - low))
+    # deleted_at IS NULL: deleted customers are never found (as on SQLite), and the partial
+    # trigram index applies.
+    return and_(
+        Customer.deleted_at.is_(None),
+        *(Customer.search_text.like(_like_pattern(f), escape="\\") for f in fragments),
+    )
 
 
-def _sqlite_condition(long_words: list[str], short_words: list[str]) -> ColumnElement[bool]:
-    conditions = []
-    if long_words:
-        trigram = (
-            select(column("rowid", Integer))
-            .select_from(text("customer_search"))
-            .where(
-                text("customer_search MATCH :trigram_query").bindparams(
-                    trigram_query=" AND ".join(_fts_phrase(w) for w in long_words)
-                )
-            )
+def count_matches_sqlite(organization_id: int, term: str) -> Select[Any]:
+    """SQLite: the number of the organization's live customers matching `term`, counted in
+    the index alone (the triggers index live customers only)."""
+    fragments = search_fragments(term)
+    if not fragments:
+        return select(func.count()).where(false())
+    return _sqlite_matches(organization_id, fragments, func.count())
+
+
+def _sqlite_matches(
+    organization_id: int, fragments: list[str], selected: ColumnElement[Any]
+) -> Select[Any]:
+    low, high = organization_rowids(organization_id)
+    # Every fragment is a quoted FTS5 phrase (quotes doubled), so that AND, NEAR, *, ( and :
+    # in a term are plain characters; with the trigram tokenizer a phrase is a substring.
+    query = " AND ".join('"' + f.replace('"', '""') + '"' for f in fragments)
+    return (
+        select(selected)
+        .select_from(text("customer_search"))
+        .where(
+            text("customer_search MATCH :search_query").bindparams(search_query=query),
+            text("customer_search.rowid BETWEEN :search_low AND :search_high").bindparams(
+                search_low=low, search_high=high
+            ),
         )
-        conditions.append(Customer.id.in_(trigram.scalar_subquery()))
-    if short_words:
-        prefixes = (
-            select(column("rowid", Integer))
-            .select_from(text("customer_search_words"))
-            .where(
-                text("customer_search_words MATCH :prefix_query").bindparams(
-                    prefix_query=" AND ".join(_fts_phrase(w) + "*" for w in short_words)
-                )
-            )
-        )
-        conditions.append(Customer.id.in_(prefixes.scalar_subquery()))
-    return and_(*conditions)
+    )
 
 
-# The same expression as the index `ix_customers_search_words` of the migration, spelled with
-# literals so that PostgreSQL recognises it.
-PG_WORDS_TSVECTOR = (
-    "to_tsvector('simple'::regconfig, "
-    "regexp_replace(customers.search_text, '[^[:alnum:]]+', ' ', 'g'))"
-)
-
-
-def _postgresql_condition(long_words: list[str], short_words: list[str]) -> ColumnElement[bool]:
-    conditions: list[ColumnElement[bool]] = [
-        Customer.search_text.like(_like_pattern(w), escape="\\") for w in long_words
-    ]
-    if short_words:
-        query = " & ".join("'" + w.replace("'", "''") + "':*" for w in short_words)
-        conditions.append(
-            text(
-                f"{PG_WORDS_TSVECTOR} @@ to_tsquery('simple'::regconfig, :prefix_query)"
-            ).bindparams(prefix_query=query)
-        )
-    return and_(*conditions)
+def _like_pattern(fragment: str) -> str:
+    escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%" + escaped + "%"

@@ -88,6 +88,7 @@ def update_organization_settings(
         activity_type="organization.updated",
         resource_type="organization",
         resource_id=str(organization.lago_id),
+        resource_label=organization.name,
         changes=changes,
     )
     db.session.flush()
@@ -316,6 +317,7 @@ def update_agent(
             activity_type="agent.updated",
             resource_type="agent",
             resource_id=str(agent.lago_id),
+            resource_label=agent.email,
             changes=changes,
         )
     db.session.flush()

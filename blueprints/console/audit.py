@@ -16,7 +16,13 @@ from billing.services import settings as settings_service
 from billing.services.settings import ActivityFilters
 from blueprints.console import bp
 from blueprints.console.customers import ACTOR_TYPES
-from blueprints.console.helpers import current_organization, is_htmx, render_htmx
+from blueprints.console.helpers import (
+    current_organization,
+    date_arg,
+    int_arg,
+    is_htmx,
+    render_htmx,
+)
 
 PER_PAGE = 50
 
@@ -40,9 +46,9 @@ class AuditQuery:
             what=args.get("what", "").strip()[:64],
             resource=args.get("resource", "").strip()[:32],
             resource_id=args.get("resource_id", "").strip()[:64],
-            date_from=_date(args.get("from")),
-            date_to=_date(args.get("to")),
-            page=max(1, _int(args.get("page"), 1)),
+            date_from=date_arg(args.get("from")),
+            date_to=date_arg(args.get("to")),
+            page=max(1, int_arg(args.get("page"), 1)),
         )
 
     def filters(self, timezone: str) -> ActivityFilters:
@@ -85,20 +91,6 @@ class AuditQuery:
     @property
     def is_filtered(self) -> bool:
         return bool(self.args(page=1))
-
-
-def _date(raw: str | None) -> date | None:
-    try:
-        return date.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _int(raw: str | None, default: int) -> int:
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default
 
 
 @bp.get("/audit")

@@ -28,6 +28,7 @@ from blueprints.console.forms import (
 )
 from blueprints.console.helpers import (
     agent_actor,
+    apply_errors,
     current_agent,
     current_organization,
     is_htmx,
@@ -79,19 +80,6 @@ def settings_message(field: str, code: str) -> str:
 
 def error_messages(details: dict[str, Any]) -> list[str]:
     return [settings_message(key, code) for key, codes in details.items() for code in codes]
-
-
-def apply_errors(form: FlaskForm, details: dict[str, Any]) -> list[str]:
-    """Put the service's errors next to their fields; return those without a field."""
-    unplaced = []
-    for key, codes in details.items():
-        messages = [settings_message(key, code) for code in codes]
-        target = getattr(form, key, None)
-        if target is not None and hasattr(target, "errors"):
-            target.errors = list(target.errors) + messages
-        else:
-            unplaced += messages
-    return unplaced
 
 
 def _redirect(location: str) -> ResponseReturnValue:
@@ -167,7 +155,7 @@ def settings() -> ResponseReturnValue:
         changes = settings_service.update_organization_settings(organization, values, agent_actor())
     except ValidationFailed as exc:
         db.session.rollback()
-        unplaced = apply_errors(form, exc.details)
+        unplaced = apply_errors(form, exc.details, settings_message)
         if "portal_embed_origins" in exc.details:
             _origins, invalid = settings_service.parse_origins(
                 str(values.get("portal_embed_origins") or "").splitlines()
@@ -375,12 +363,17 @@ def settings_create_agent() -> ResponseReturnValue:
     except ValidationFailed as exc:
         db.session.rollback()
         return _render_agents(
-            form, 422, partial=partial, form_errors=apply_errors(form, exc.details)
+            form,
+            422,
+            partial=partial,
+            form_errors=apply_errors(form, exc.details, settings_message),
         )
     except Conflict as exc:
         db.session.rollback()
         details = {exc.field: [exc.code]}
-        return _render_agents(form, 422, partial=partial, form_errors=apply_errors(form, details))
+        return _render_agents(
+            form, 422, partial=partial, form_errors=apply_errors(form, details, settings_message)
+        )
     db.session.commit()
     flash(f"Agent {agent.email} added as {agent.role.value}.", "success")
     return _redirect(url_for("console.settings_agents"))

@@ -245,38 +245,41 @@ def downgrade():
     op.drop_table('organizations')
 
 
-# Customer search (billing/services/search.py). Only live customers are indexed: the triggers
-# drop a row from the index when it is soft-deleted.
+# Customer search (billing/services/search.py): one trigram index over `search_text`, which
+# answers substrings of 3+ characters and, through the word-starts line of search_text, word
+# prefixes of 1-2 characters. Only live customers are indexed.
+#
+# SQLite: a contentless FTS5 table (it stores no copy of the text) kept by triggers; a row
+# leaves it when the customer is soft-deleted. Its rowid is organization_id << 40 | id (the
+# number 40 is search.ORG_ROWID_SHIFT), so one organization's customers are one rowid range and
+# the index counts an organization's matches by itself. Contentless rows are removed with the
+# 'delete' command and the values they were indexed with, which the triggers have (old.*).
+# Later migrations that rebuild the customers table (batch mode) drop its triggers: they must
+# run create_customer_search_triggers() again.
 
-SQLITE_SEARCH = [
-    """CREATE VIRTUAL TABLE customer_search USING fts5(
-        search_text, content='customers', content_rowid='id', tokenize='trigram')""",
-    """CREATE VIRTUAL TABLE customer_search_words USING fts5(
-        search_text, content='customers', content_rowid='id',
-        tokenize='unicode61 remove_diacritics 2', prefix='1 2')""",
-    """CREATE TRIGGER customers_search_insert AFTER INSERT ON customers
-        WHEN new.deleted_at IS NULL BEGIN
-        INSERT INTO customer_search(rowid, search_text) VALUES (new.id, new.search_text);
-        INSERT INTO customer_search_words(rowid, search_text) VALUES (new.id, new.search_text);
+SQLITE_SEARCH_TABLE = """CREATE VIRTUAL TABLE customer_search USING fts5(
+    search_text, content='', tokenize='trigram')"""
+
+_SQLITE_INDEX_NEW = """INSERT INTO customer_search(rowid, search_text)
+        SELECT (new.organization_id << 40) | new.id, new.search_text
+        WHERE new.deleted_at IS NULL;"""
+_SQLITE_UNINDEX_OLD = """INSERT INTO customer_search(customer_search, rowid, search_text)
+        SELECT 'delete', (old.organization_id << 40) | old.id, old.search_text
+        WHERE old.deleted_at IS NULL;"""
+
+# One trigger per event: on an update the old entry must go before the new one comes (SQLite
+# gives no order between two triggers of one event, and the two entries share their rowid).
+SQLITE_SEARCH_TRIGGERS = [
+    f"""CREATE TRIGGER customers_search_insert AFTER INSERT ON customers BEGIN
+        {_SQLITE_INDEX_NEW}
     END""",
-    """CREATE TRIGGER customers_search_unindex AFTER UPDATE OF search_text, deleted_at ON customers
-        WHEN old.deleted_at IS NULL BEGIN
-        INSERT INTO customer_search(customer_search, rowid, search_text)
-            VALUES ('delete', old.id, old.search_text);
-        INSERT INTO customer_search_words(customer_search_words, rowid, search_text)
-            VALUES ('delete', old.id, old.search_text);
+    f"""CREATE TRIGGER customers_search_update
+        AFTER UPDATE OF search_text, deleted_at, organization_id ON customers BEGIN
+        {_SQLITE_UNINDEX_OLD}
+        {_SQLITE_INDEX_NEW}
     END""",
-    """CREATE TRIGGER customers_search_reindex AFTER UPDATE OF search_text, deleted_at ON customers
-        WHEN new.deleted_at IS NULL BEGIN
-        INSERT INTO customer_search(rowid, search_text) VALUES (new.id, new.search_text);
-        INSERT INTO customer_search_words(rowid, search_text) VALUES (new.id, new.search_text);
-    END""",
-    """CREATE TRIGGER customers_search_delete AFTER DELETE ON customers
-        WHEN old.deleted_at IS NULL BEGIN
-        INSERT INTO customer_search(customer_search, rowid, search_text)
-            VALUES ('delete', old.id, old.search_text);
-        INSERT INTO customer_search_words(customer_search_words, rowid, search_text)
-            VALUES ('delete', old.id, old.search_text);
+    f"""CREATE TRIGGER customers_search_delete AFTER DELETE ON customers BEGIN
+        {_SQLITE_UNINDEX_OLD}
     END""",
 ]
 
@@ -284,26 +287,27 @@ POSTGRESQL_SEARCH = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     """CREATE INDEX ix_customers_search_trgm ON customers
         USING gin (search_text gin_trgm_ops) WHERE deleted_at IS NULL""",
-    # Must stay the exact expression of search.PG_WORDS_TSVECTOR.
-    """CREATE INDEX ix_customers_search_words ON customers
-        USING gin (to_tsvector('simple'::regconfig,
-                   regexp_replace(search_text, '[^[:alnum:]]+', ' ', 'g')))
-        WHERE deleted_at IS NULL""",
 ]
 
 
-def create_customer_search():
-    dialect = op.get_bind().dialect.name
-    for statement in SQLITE_SEARCH if dialect == "sqlite" else POSTGRESQL_SEARCH:
+def create_customer_search_triggers():
+    for statement in SQLITE_SEARCH_TRIGGERS:
         op.execute(statement)
+
+
+def create_customer_search():
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(SQLITE_SEARCH_TABLE)
+        create_customer_search_triggers()
+    else:
+        for statement in POSTGRESQL_SEARCH:
+            op.execute(statement)
 
 
 def drop_customer_search():
     if op.get_bind().dialect.name == "sqlite":
-        for trigger in ("insert", "unindex", "reindex", "delete"):
+        for trigger in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS customers_search_{trigger}")
-        op.execute("DROP TABLE IF EXISTS customer_search_words")
         op.execute("DROP TABLE IF EXISTS customer_search")
     else:
-        op.execute("DROP INDEX IF EXISTS ix_customers_search_words")
         op.execute("DROP INDEX IF EXISTS ix_customers_search_trgm")

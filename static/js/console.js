@@ -1,0 +1,75 @@
+// Small behaviours of the console (the CSP allows no inline script): keyboard shortcuts,
+// copy buttons, removable form rows, dialogs. Everything else is plain links, forms and htmx.
+(function () {
+  "use strict";
+
+  function typing(event) {
+    var el = event.target;
+    return el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName);
+  }
+
+  function rows() {
+    var table = document.querySelector("[data-keyboard-rows] tbody");
+    return table ? Array.prototype.slice.call(table.querySelectorAll("tr[data-href]")) : [];
+  }
+
+  function moveSelection(step) {
+    var all = rows();
+    if (!all.length) return;
+    var current = all.findIndex(function (row) { return row.classList.contains("selected"); });
+    var next = Math.max(0, Math.min(all.length - 1, current + step));
+    if (current >= 0) all[current].classList.remove("selected");
+    all[next].classList.add("selected");
+    all[next].scrollIntoView({ block: "nearest" });
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    if (event.key === "Escape" && typing(event)) { event.target.blur(); return; }
+    if (typing(event)) return;
+    var search = document.querySelector("[data-search-box]");
+    switch (event.key) {
+      case "/":
+        if (search) { event.preventDefault(); search.focus(); search.select(); }
+        else { window.location.href = "/customers"; }
+        break;
+      case "j": moveSelection(1); break;
+      case "k": moveSelection(-1); break;
+      case "Enter": {
+        var selected = document.querySelector("tr.selected[data-href]");
+        if (selected) window.location.href = selected.dataset.href;
+        break;
+      }
+      case "n": {
+        var create = document.querySelector("a[href$='/customers/new']");
+        if (create) window.location.href = create.getAttribute("href");
+        break;
+      }
+      case "?": {
+        var help = document.getElementById("shortcuts");
+        if (help && !help.open) help.showModal();
+        break;
+      }
+    }
+  });
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest("[data-copy], [data-remove-row], [data-open-dialog], tr[data-href]");
+    if (!target) return;
+    if (target.matches("[data-copy]")) {
+      var source = document.querySelector(target.dataset.copy);
+      if (source && navigator.clipboard) {
+        navigator.clipboard.writeText(source.textContent.trim()).then(function () {
+          target.textContent = "Copied";
+          setTimeout(function () { target.textContent = "Copy"; }, 1500);
+        });
+      }
+    } else if (target.matches("[data-remove-row]")) {
+      target.closest("tr").remove();
+    } else if (target.matches("[data-open-dialog]")) {
+      document.getElementById(target.dataset.openDialog).showModal();
+    } else if (target.matches("tr[data-href]") && !event.target.closest("a, button, input")) {
+      window.location.href = target.dataset.href;
+    }
+  });
+})();
