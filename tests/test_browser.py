@@ -1,7 +1,7 @@
 """The console in a real browser (Debian's Chromium driven by Playwright), as an agent uses it.
 
-Runs on SQLite only (it tests the pages, not the database). Set UPDATE_SCREENSHOTS=1 to rewrite
-the screenshots under docs/ that the README shows.
+Runs on SQLite only (it tests the pages, not the database). The README's screenshots come from
+docs/screenshots.py (`make screenshots`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from tests.factories import AGENT_PASSWORD
 playwright = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-DOCS = Path(__file__).resolve().parent.parent / "docs"
 pytestmark = [
     pytest.mark.live,
     # CI installs Chromium and must run these; elsewhere they are skipped without it.
@@ -57,12 +56,6 @@ def browser_page(live_server, backend):
     shutil.rmtree(user_data, ignore_errors=True)
 
 
-def screenshot(page, name):
-    if os.environ.get("UPDATE_SCREENSHOTS"):
-        (DOCS / "screenshots").mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(DOCS / "screenshots" / name), full_page=False)
-
-
 def test_an_agent_works_through_a_customer_in_the_browser(live_server, browser_page):
     page, errors = browser_page
     org_id, _key = live_server.new_organization()
@@ -89,7 +82,6 @@ def test_an_agent_works_through_a_customer_in_the_browser(live_server, browser_p
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/customers")
     assert page.locator("#customer-table tbody tr").count() == 3
-    screenshot(page, "customers.png")
 
     # Search by a metadata value: live, and the URL follows.
     page.keyboard.press("/")
@@ -105,7 +97,6 @@ def test_an_agent_works_through_a_customer_in_the_browser(live_server, browser_p
     page.wait_for_url(re.compile(r"/customers/[0-9a-f-]{36}$"))
     assert page.inner_text("h1") == "Acme Corporation"
     assert page.inner_text("#external-id") == "acme"
-    screenshot(page, "customer.png")
 
     # Edit it: a bad e-mail is refused next to its field, then fixed.
     page.click("summary:has-text('Actions')")
