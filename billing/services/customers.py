@@ -338,10 +338,15 @@ class Page:
         }
 
 
-def customer_conditions(organization: Organization, filters: CustomerFilters) -> list[Any]:
-    """The WHERE conditions selecting the organization's live customers that pass `filters`."""
+def customer_conditions(
+    organization: Organization, filters: CustomerFilters, *, search_at_most: int | None = None
+) -> list[Any]:
+    """The WHERE conditions selecting the organization's live customers that pass `filters`.
+
+    `search_at_most`: see `matching_customers(at_most=…)` (SQLite, a search alone).
+    """
     organization_id: Any = Customer.organization_id
-    if _searching(filters) and db.engine.dialect.name == "sqlite":
+    if _searching_index(filters) and db.engine.dialect.name == "sqlite":
         # A search finds the organization's matches in its own index, and SQLite then looks
         # them up by id. As `organization_id + 0` this condition cannot make SQLite scan
         # ix_customers_live_created instead (every customer of the organization), which it
@@ -360,7 +365,13 @@ def customer_conditions(organization: Organization, filters: CustomerFilters) ->
     elif _searching(filters):
         assert filters.search_term is not None
         conditions.append(
-            matching_customers(db.engine.dialect.name, organization.id, filters.search_term)
+            matching_customers(
+                db.engine.dialect.name,
+                organization.id,
+                filters.search_term,
+                deleted=filters.status == "deleted",
+                at_most=search_at_most,
+            )
         )
     if filters.customer_type:
         conditions.append(Customer.customer_type == filters.customer_type)
@@ -409,29 +420,35 @@ def list_customers(
     * few matches (the usual search): one query fetches the matching ids first, counts them,
       orders and pages them and returns the page's customers; it gives up after
       WALK_FACTOR × (the page's end) matches and then returns nothing.
-    * many: they are counted apart, and the page is found by walking the organization's
-      customers in list order, keeping the matches, until the page is full.
-    A plain search on SQLite is counted in its index first, which tells which case it is.
+    * many: they are counted apart (a plain search on SQLite in its index alone), and the
+      page is found by walking the organization's customers in list order, keeping the
+      matches, until the page is full.
     """
-    conditions = customer_conditions(organization, filters)
     descending = sort.startswith("-")
     key = SORTABLE.get(sort.lstrip("-"), Customer.created_at)
     offset = (page - 1) * per_page
     few = WALK_FACTOR * (offset + per_page)
-    total = _count_in_search_index(organization, filters)
-    if total is None or 0 < total < few:
-        items, counted = _page_of_matches(conditions, key, descending, offset, per_page, few)
-        if items:
-            return Page(items, counted, page, per_page)
+    plain_search = _plain_search_on_sqlite(filters)
+    conditions = customer_conditions(
+        organization, filters, search_at_most=few if plain_search else None
+    )
+    items, counted = _page_of_matches(conditions, key, descending, offset, per_page, few)
+    if items:
+        return Page(items, counted, page, per_page)
     # No match, a page past the last match, or many matches.
-    if total is None:
-        total = _count_matching(conditions)
-    if offset >= total:
-        return Page([], total, page, per_page)
+    if plain_search:
+        assert filters.search_term is not None
+        total = db.session.scalar(count_matches_sqlite(organization.id, filters.search_term))
+        conditions = customer_conditions(organization, filters)
+    else:
+        total = db.session.scalar(select(func.count()).select_from(Customer).where(*conditions))
+    if offset >= (total or 0):
+        return Page([], total or 0, page, per_page)
+    assert total is not None
     if key is not Customer.created_at:
         items, _counted = _page_of_matches(conditions, key, descending, offset, per_page, None)
         return Page(items, total, page, per_page)
-    if db.engine.dialect.name == "sqlite" and _searching(filters):
+    if db.engine.dialect.name == "sqlite" and _searching_index(filters):
         # As a plain condition SQLite would look every match up by id and sort them all; as a
         # filter it walks ix_customers_live_created, newest first, and stops early.
         assert filters.search_term is not None
@@ -461,6 +478,11 @@ _LIST_LOADS = (joinedload(Customer.integration_customers), selectinload(Customer
 
 def _searching(filters: CustomerFilters) -> bool:
     return not filters.external_id and bool(filters.search_term and filters.search_term.strip())
+
+
+def _searching_index(filters: CustomerFilters) -> bool:
+    """A search that the search index answers (it holds live customers only)."""
+    return _searching(filters) and filters.status != "deleted"
 
 
 def _page_of_matches(
@@ -506,22 +528,14 @@ def _page_of_matches(
     return [row[0] for row in rows], rows[0][1] if rows else 0
 
 
-def _count_in_search_index(organization: Organization, filters: CustomerFilters) -> int | None:
-    """SQLite, a plain search (the search box): the number of matches, counted in the search
-    index alone (it holds the organization's live customers under their own rowid range).
-    None otherwise."""
-    if (
+def _plain_search_on_sqlite(filters: CustomerFilters) -> bool:
+    """A search and no other filter (the search box), on SQLite: the search index then holds
+    exactly the matching customers (the organization's live ones, under their rowid range)."""
+    return (
         db.engine.dialect.name == "sqlite"
         and _searching(filters)
         and filters == CustomerFilters(search_term=filters.search_term)
-    ):
-        assert filters.search_term is not None
-        return db.session.scalar(count_matches_sqlite(organization.id, filters.search_term)) or 0
-    return None
-
-
-def _count_matching(conditions: list[Any]) -> int:
-    return db.session.scalar(select(func.count()).select_from(Customer).where(*conditions)) or 0
+    )
 
 
 def _status_conditions(status: str | None) -> list[Any]:

@@ -17,8 +17,10 @@ of search_text thanks to the word-starts line. So every word of a term becomes a
   index alone, without visiting the customers table.
 * PostgreSQL: a pg_trgm GIN index on `search_text` answers `LIKE '%…%'`.
 
-Only live customers are indexed (on PostgreSQL, the index is partial). No query scans the
-table with a leading-wildcard LIKE.
+Only live customers are indexed (on PostgreSQL, the index is partial), and a search finds live
+customers only; the console's list of deleted customers searches them apart, with a LIKE on
+each of the organization's deleted customers. No query scans the table with a leading-wildcard
+LIKE.
 """
 
 from __future__ import annotations
@@ -108,35 +110,48 @@ def organization_rowids(organization_id: int) -> tuple[int, int]:
 
 
 def matching_customers(
-    dialect: str, organization_id: int, term: str, *, filter_only: bool = False
+    dialect: str,
+    organization_id: int,
+    term: str,
+    *,
+    deleted: bool = False,
+    filter_only: bool = False,
+    at_most: int | None = None,
 ) -> ColumnElement[bool]:
     """A condition on `Customer`: the customer matches every word of `term`.
 
     A term without anything to search for matches nobody (a lone "%" is not a wildcard).
-    Deleted customers never match. The condition restricts the organization on SQLite only
-    (through the index's rowid range): callers always restrict it.
+    Deleted customers never match, unless `deleted`: the condition then matches deleted
+    customers only (the console's list of deleted customers). The search indexes hold live
+    customers only, so that is a LIKE on each deleted customer, which callers restrict to the
+    organization's (index ix_customers_search_deleted). The live condition restricts the
+    organization on SQLite only (through the index's rowid range): callers always restrict it.
 
     On SQLite the matches found in the index drive the query: customers are looked up by id.
     With `filter_only`, each customer the query reads is checked against the matches instead,
     for a query that walks customers in another order and stops early (a page of a broad
-    search, newest first).
+    search, newest first). With `at_most`, SQLite takes at most that many matches from the
+    index: a cheap way to learn whether a search matches few customers, exact when the search
+    is the only filter (each match in the index is then one matching customer).
     """
     fragments = search_fragments(term)
     if not fragments:
         return false()
+    likes = [Customer.search_text.like(_like_pattern(f), escape="\\") for f in fragments]
+    if deleted:
+        return and_(Customer.deleted_at.is_not(None), *likes)
     if dialect == "sqlite":
         low, _high = organization_rowids(organization_id)
         rowid = literal_column("customer_search.rowid", Integer)
         if filter_only:
             # `customers.id + low` is an expression SQLite cannot look customers up by.
             return (Customer.id + low).in_(_sqlite_matches(organization_id, fragments, rowid))
-        return Customer.id.in_(_sqlite_matches(organization_id, fragments, rowid - low))
+        return Customer.id.in_(
+            _sqlite_matches(organization_id, fragments, rowid - low).limit(at_most)
+        )
     # deleted_at IS NULL: deleted customers are never found (as on SQLite), and the partial
     # trigram index applies.
-    return and_(
-        Customer.deleted_at.is_(None),
-        *(Customer.search_text.like(_like_pattern(f), escape="\\") for f in fragments),
-    )
+    return and_(Customer.deleted_at.is_(None), *likes)
 
 
 def count_matches_sqlite(organization_id: int, term: str) -> Select[Any]:

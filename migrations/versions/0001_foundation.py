@@ -289,6 +289,11 @@ POSTGRESQL_SEARCH = [
         USING gin (search_text gin_trgm_ops) WHERE deleted_at IS NULL""",
 ]
 
+# Deleted customers are searched (the console's "deleted" list) by a LIKE on each of the
+# organization's deleted customers, which this index finds without reading the live ones.
+SEARCH_DELETED_INDEX = """CREATE INDEX ix_customers_search_deleted
+    ON customers (organization_id, created_at) WHERE deleted_at IS NOT NULL"""
+
 
 def create_customer_search_triggers():
     for statement in SQLITE_SEARCH_TRIGGERS:
@@ -302,9 +307,11 @@ def create_customer_search():
     else:
         for statement in POSTGRESQL_SEARCH:
             op.execute(statement)
+    op.execute(SEARCH_DELETED_INDEX)
 
 
 def drop_customer_search():
+    op.execute("DROP INDEX IF EXISTS ix_customers_search_deleted")
     if op.get_bind().dialect.name == "sqlite":
         for trigger in ("insert", "update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS customers_search_{trigger}")
