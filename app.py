@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import sqlite3
 from collections.abc import Mapping
@@ -86,6 +87,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from cli import register_commands
 
     register_commands(app)
+    # The application's long-lived objects (models, templates, routes) never become garbage;
+    # freezing them keeps full collections, which would walk them all, out of request time.
+    gc.collect()
+    gc.freeze()
     return app
 
 

@@ -132,6 +132,8 @@ def test_an_agent_works_through_a_customer_in_the_browser(live_server, browser_p
     page.fill("input[name=name]", "Euro customers")
     page.click("text=Save view")
     page.wait_for_selector("#saved-views a:has-text('Euro customers')")
+    # The counts arrive just after the page (the sidebar loads them with htmx).
+    page.wait_for_function("!document.querySelector('#saved-views').textContent.includes('…')")
     assert page.inner_text("#saved-views").split("Euro customers")[1].strip().startswith("2")
 
     # Delete Globex after reading what it does.

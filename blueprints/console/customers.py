@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -243,36 +243,38 @@ def _csv_lines(customers: Iterator[Customer]) -> Iterator[str]:
 # --- saved views -----------------------------------------------------------------------------
 
 
-def saved_views_with_counts() -> list[tuple[SavedView, int]]:
-    """The agent's saved views and how many customers each finds now (for the sidebar)."""
-    agent = current_agent()
-    organization = current_organization()
-    views = db.session.scalars(
-        select(SavedView).where(SavedView.agent_id == agent.id).order_by(SavedView.name)
-    ).all()
-    result = []
-    for view in views:
-        query = ListQuery.from_args(MultiDict(_parse_query(view.query)))
-        result.append(
-            (
-                view,
-                customer_service.count_customers(
-                    organization, query.filters(organization.timezone)
-                ),
-            )
+def saved_views() -> list[SavedView]:
+    """The agent's saved views, by name (the sidebar lists them on every page)."""
+    return list(
+        db.session.scalars(
+            select(SavedView)
+            .where(SavedView.agent_id == current_agent().id)
+            .order_by(SavedView.name)
         )
-    return result
+    )
+
+
+def view_count(view: SavedView) -> int:
+    """How many customers a saved view finds now."""
+    organization = current_organization()
+    query = ListQuery.from_args(MultiDict(_parse_query(view.query)))
+    return customer_service.count_customers(organization, query.filters(organization.timezone))
+
+
+@bp.get("/views")
+def saved_views_panel() -> ResponseReturnValue:
+    """The sidebar's saved views with their live counts; pages load it after they render, so
+    that counting never delays the page itself."""
+    return render_template("console/_saved_views.html", with_counts=True)
 
 
 def _parse_query(query: str) -> list[tuple[str, str]]:
-    from urllib.parse import parse_qsl
-
     return parse_qsl(query, keep_blank_values=False)
 
 
 @bp.context_processor
 def sidebar() -> dict[str, Any]:
-    return {"saved_views": saved_views_with_counts}
+    return {"saved_views": saved_views, "view_count": view_count}
 
 
 @bp.post("/views")
