@@ -24,7 +24,6 @@ from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
 
-
 #: columns the console's customer list sorts or filters on, each with an index
 LIST_INDEXED_COLUMNS = ("name", "email", "country", "currency")
 

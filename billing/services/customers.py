@@ -434,7 +434,7 @@ def list_customers(
     descending = sort.startswith("-")
     key = SORTABLE.get(sort.lstrip("-"), Customer.created_at)
     offset = (page - 1) * per_page
-    few = WALK_FACTOR * (offset + per_page)
+    few = min(WALK_FACTOR * (offset + per_page), MANY)
     plain_search = _plain_search_on_sqlite(filters)
     conditions = customer_conditions(
         organization, filters, search_at_most=few if plain_search else None
@@ -477,6 +477,9 @@ def list_customers(
 #: More matches than WALK_FACTOR × the rows up to the end of the page are "many": their page
 #: is found by a walk that reads at most 1/WALK_FACTOR of the organization's customers.
 WALK_FACTOR = 20
+#: ... and never more than this: on deep pages, collecting every match first costs more than
+#: walking to the page.
+MANY = 5000
 
 #: What a listed customer shows. Its CRM links (a few at most, one per integration type) come in
 #: the same query; its metadata items (up to dozens) in one more.
