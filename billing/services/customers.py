@@ -16,6 +16,7 @@ from billing.models import Customer, CustomerMetadata, IntegrationCustomer, Orga
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
 from billing.services.customer_input import CustomerInput, parse_customer_input
+from billing.services.pagination import Page
 from billing.services.search import (
     build_search_text,
     count_matches_sqlite,
@@ -308,36 +309,6 @@ class CustomerFilters:
     created_before: datetime | None = None
 
 
-@dataclass
-class Page:
-    items: list[Customer]
-    total_count: int
-    page: int
-    per_page: int
-
-    @property
-    def total_pages(self) -> int:
-        return -(-self.total_count // self.per_page) if self.per_page else 0
-
-    def meta(self) -> dict[str, int | None]:
-        """Lago's pagination meta; an empty result has current_page 0."""
-        if self.total_count == 0:
-            return {
-                "current_page": 0,
-                "next_page": None,
-                "prev_page": None,
-                "total_pages": 0,
-                "total_count": 0,
-            }
-        return {
-            "current_page": self.page,
-            "next_page": self.page + 1 if self.page < self.total_pages else None,
-            "prev_page": self.page - 1 if self.page > 1 else None,
-            "total_pages": self.total_pages,
-            "total_count": self.total_count,
-        }
-
-
 def customer_conditions(
     organization: Organization, filters: CustomerFilters, *, search_at_most: int | None = None
 ) -> list[Any]:
@@ -418,7 +389,7 @@ def list_customers(
     page: int = 1,
     per_page: int = 100,
     sort: str = "-created_at",
-) -> Page:
+) -> Page[Customer]:
     """One page of customers, newest first by default, with the total count of matches.
 
     The best plan depends on how many customers match, which the databases cannot estimate

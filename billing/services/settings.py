@@ -18,7 +18,7 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import ActivityLog, Agent, AgentRole, Customer, Organization
 from billing.reference import DOCUMENT_LOCALES, currency_codes, timezones
 from billing.services import audit
-from billing.services.customers import Page
+from billing.services.pagination import Page
 from extensions import db
 
 # --- organization profile and billing defaults -----------------------------------------------
@@ -362,25 +362,9 @@ class ActivityFilters:
 
 
 @dataclass
-class ActivityPage:
-    items: list[ActivityLog]
-    total_count: int
-    page: int
-    per_page: int
+class ActivityPage(Page[ActivityLog]):
     #: customer id → external id, for the entries of this page that concern a customer
     external_customer_ids: dict[int, str] = field(default_factory=dict)
-
-    @property
-    def _page(self) -> Page:
-        return Page([], self.total_count, self.page, self.per_page)
-
-    @property
-    def total_pages(self) -> int:
-        return self._page.total_pages
-
-    def meta(self) -> dict[str, int | None]:
-        """Lago's pagination meta (the same as every other list)."""
-        return self._page.meta()
 
 
 def list_activity_logs(

@@ -16,6 +16,7 @@ from billing.services import audit
 from extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M")
 
 
 def is_htmx() -> bool:
@@ -63,15 +64,24 @@ def requires(permission: str) -> Callable[[F], F]:
     return decorator
 
 
-def customer_or_404(lago_id: uuid.UUID, *, include_deleted: bool = True) -> Customer:
-    """The current organization's customer with this id (deleted ones stay reachable)."""
-    customer = db.session.scalar(
-        db.select(Customer).where(
-            Customer.lago_id == lago_id,
-            Customer.organization_id == current_organization().id,
+def owned_or_404(model: type[M], lago_id: uuid.UUID) -> M:
+    """The current organization's record of `model` with this id; 404 otherwise (another
+    organization's records do not exist for this agent)."""
+    record = db.session.scalar(
+        db.select(model).where(
+            model.lago_id == lago_id,  # type: ignore[attr-defined]
+            model.organization_id == current_organization().id,  # type: ignore[attr-defined]
         )
     )
-    if customer is None or (not include_deleted and customer.deleted_at is not None):
+    if record is None:
+        abort(404)
+    return record
+
+
+def customer_or_404(lago_id: uuid.UUID, *, include_deleted: bool = True) -> Customer:
+    """The current organization's customer with this id (deleted ones stay reachable)."""
+    customer = owned_or_404(Customer, lago_id)
+    if not include_deleted and customer.deleted_at is not None:
         abort(404)
     return customer
 

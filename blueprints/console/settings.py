@@ -32,6 +32,7 @@ from blueprints.console.helpers import (
     current_agent,
     current_organization,
     is_htmx,
+    owned_or_404,
     render_htmx,
     requires,
 )
@@ -202,15 +203,7 @@ class ApiKeyForm(FlaskForm):
 
 
 def api_key_or_404(lago_id: uuid.UUID) -> ApiKey:
-    """The current organization's API key with this id."""
-    api_key = db.session.scalar(
-        select(ApiKey).where(
-            ApiKey.lago_id == lago_id, ApiKey.organization_id == current_organization().id
-        )
-    )
-    if api_key is None:
-        abort(404)
-    return api_key
+    return owned_or_404(ApiKey, lago_id)
 
 
 def _api_keys() -> list[ApiKey]:
@@ -291,15 +284,7 @@ class AgentForm(FlaskForm):
 
 
 def agent_or_404(lago_id: uuid.UUID) -> Agent:
-    """The current organization's agent with this id."""
-    agent = db.session.scalar(
-        select(Agent).where(
-            Agent.lago_id == lago_id, Agent.organization_id == current_organization().id
-        )
-    )
-    if agent is None:
-        abort(404)
-    return agent
+    return owned_or_404(Agent, lago_id)
 
 
 def _agents() -> list[Agent]:
