@@ -33,8 +33,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+## Every benchmark; BENCH_ARGS="--database-url postgresql+psycopg://…" adds PostgreSQL.
 bench: $(STAMP)
 	$(BIN)/python bench/customer_search.py $(BENCH_ARGS)
+	$(BIN)/python bench/console_list.py $(BENCH_ARGS)
 
 screenshots: $(STAMP)
 	$(BIN)/python docs/screenshots.py
