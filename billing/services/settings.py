@@ -1,24 +1,21 @@
 """What an organization's admins manage: its profile and billing defaults, its agents' roles and
-access, and the organization-wide audit log that records both (and every other change)."""
+access (both recorded in the audit log)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from billing.errors import NotFound, ValidationFailed
-from billing.models import ActivityLog, Agent, AgentRole, Customer, Organization
+from billing.models import Agent, AgentRole, Organization
 from billing.reference import DOCUMENT_LOCALES, currency_codes, timezones
 from billing.services import audit
-from billing.services.pagination import Page
 from extensions import db
 
 # --- organization profile and billing defaults -----------------------------------------------
@@ -335,134 +332,3 @@ def _active_admin_count(organization: Organization) -> int:
         )
         or 0
     )
-
-
-# --- the organization-wide audit log ---------------------------------------------------------
-
-
-@dataclass
-class ActivityFilters:
-    """Which audit entries to list; empty lists and None mean "any"."""
-
-    actor_types: list[str] = field(default_factory=list)
-    #: our sources: api, console, portal, webhook, system, cli
-    sources: list[str] = field(default_factory=list)
-    activity_types: list[str] = field(default_factory=list)
-    resource_types: list[str] = field(default_factory=list)
-    resource_ids: list[str] = field(default_factory=list)
-    #: entries by the organization's agents with these e-mails
-    agent_emails: list[str] = field(default_factory=list)
-    #: entries about customers with this external id (deleted ones included)
-    external_customer_id: str | None = None
-    #: entries about the subscription with this external id
-    external_subscription_id: str | None = None
-    #: created at or after / strictly before (UTC-aware)
-    created_from: datetime | None = None
-    created_before: datetime | None = None
-
-
-@dataclass
-class ActivityPage(Page[ActivityLog]):
-    #: customer id → external id, for the entries of this page that concern a customer
-    external_customer_ids: dict[int, str] = field(default_factory=dict)
-
-
-def list_activity_logs(
-    organization: Organization, filters: ActivityFilters, *, page: int = 1, per_page: int = 50
-) -> ActivityPage:
-    """One page of the organization's audit entries, newest first, with the total count."""
-    conditions = _activity_conditions(organization, filters)
-    total = db.session.scalar(select(func.count(ActivityLog.id)).where(*conditions)) or 0
-    offset = (page - 1) * per_page
-    if offset >= total:
-        return ActivityPage([], total, page, per_page)
-    items = list(
-        db.session.scalars(
-            select(ActivityLog)
-            .where(*conditions)
-            .order_by(ActivityLog.created_at.desc(), ActivityLog.id.desc())
-            .offset(offset)
-            .limit(per_page)
-        )
-    )
-    return ActivityPage(items, total, page, per_page, external_customer_ids(items))
-
-
-def get_activity_log(organization: Organization, activity_id: str) -> ActivityLog:
-    """One of the organization's audit entries by its id; NotFound otherwise."""
-    try:
-        lago_id = uuid.UUID(activity_id)
-    except ValueError:
-        raise NotFound("activity_log") from None
-    entry = db.session.scalar(
-        select(ActivityLog).where(
-            ActivityLog.lago_id == lago_id, ActivityLog.organization_id == organization.id
-        )
-    )
-    if entry is None:
-        raise NotFound("activity_log")
-    return entry
-
-
-def external_customer_ids(entries: Iterable[ActivityLog]) -> dict[int, str]:
-    """customer id → external id for the customers these entries concern (one query)."""
-    ids = {entry.customer_id for entry in entries if entry.customer_id is not None}
-    if not ids:
-        return {}
-    rows = db.session.execute(select(Customer.id, Customer.external_id).where(Customer.id.in_(ids)))
-    return {row.id: row.external_id for row in rows}
-
-
-def activity_facets(organization: Organization) -> tuple[list[str], list[str]]:
-    """The activity types and resource types present in the organization's log (for filters)."""
-    in_organization = ActivityLog.organization_id == organization.id
-    activity_types = db.session.scalars(
-        select(ActivityLog.activity_type).where(in_organization).distinct()
-    )
-    resource_types = db.session.scalars(
-        select(ActivityLog.resource_type).where(in_organization).distinct()
-    )
-    return sorted(activity_types), sorted(resource_types)
-
-
-def _activity_conditions(
-    organization: Organization, filters: ActivityFilters
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [ActivityLog.organization_id == organization.id]
-    if filters.actor_types:
-        conditions.append(ActivityLog.actor_type.in_(filters.actor_types))
-    if filters.sources:
-        conditions.append(ActivityLog.source.in_(filters.sources))
-    if filters.activity_types:
-        conditions.append(ActivityLog.activity_type.in_(filters.activity_types))
-    if filters.resource_types:
-        conditions.append(ActivityLog.resource_type.in_(filters.resource_types))
-    if filters.resource_ids:
-        conditions.append(ActivityLog.resource_id.in_(filters.resource_ids))
-    if filters.agent_emails:
-        # actor_id holds the agent's id as text, which each backend spells its own way in SQL.
-        agents = db.session.scalars(
-            select(Agent.lago_id).where(
-                Agent.organization_id == organization.id,
-                func.lower(Agent.email).in_([e.strip().lower() for e in filters.agent_emails]),
-            )
-        )
-        conditions.append(ActivityLog.actor_type == "agent")
-        conditions.append(ActivityLog.actor_id.in_([str(lago_id) for lago_id in agents]))
-    if filters.external_customer_id is not None:
-        conditions.append(
-            ActivityLog.customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
-            )
-        )
-    if filters.external_subscription_id is not None:
-        # Subscriptions are not built yet: no entry concerns one.
-        conditions.append(false())
-    if filters.created_from is not None:
-        conditions.append(ActivityLog.created_at >= filters.created_from)
-    if filters.created_before is not None:
-        conditions.append(ActivityLog.created_at < filters.created_before)
-    return conditions

@@ -11,12 +11,12 @@ from flask.typing import ResponseReturnValue
 
 from billing.errors import ValidationFailed
 from billing.models import ActivityLog
-from billing.services import settings as settings_service
-from billing.services.settings import ActivityFilters
+from billing.services import audit as audit_service
+from billing.services.audit import ActivityFilters
 from billing.timeutil import iso_utc
 from blueprints.api import bp
 from blueprints.api.auth import current_organization
-from blueprints.api.schemas import _list_param, pagination
+from blueprints.api.schemas import list_param, pagination
 
 #: Lago's three activity sources and the doors of ours each one covers
 SOURCES = {
@@ -90,17 +90,17 @@ def activity_filters() -> ActivityFilters:
     errors: dict[str, list[str]] = {}
     created_from = _datetime_param("from_date", errors, end=False)
     created_before = _datetime_param("to_date", errors, end=True)
-    lago_sources = _list_param("activity_sources")
+    lago_sources = list_param("activity_sources")
     if any(source not in SOURCES for source in lago_sources):
         errors["activity_sources"] = ["value_is_invalid"]
     if errors:
         raise ValidationFailed(errors)
     return ActivityFilters(
         sources=[ours for source in lago_sources for ours in SOURCES[source]],
-        activity_types=_list_param("activity_types"),
-        resource_types=[our_resource_type(t) for t in _list_param("resource_types")],
-        resource_ids=_list_param("resource_ids"),
-        agent_emails=_list_param("user_emails"),
+        activity_types=list_param("activity_types"),
+        resource_types=[our_resource_type(t) for t in list_param("resource_types")],
+        resource_ids=list_param("resource_ids"),
+        agent_emails=list_param("user_emails"),
         external_customer_id=request.args.get("external_customer_id") or None,
         external_subscription_id=request.args.get("external_subscription_id") or None,
         created_from=created_from,
@@ -112,7 +112,7 @@ def activity_filters() -> ActivityFilters:
 def list_activity_logs() -> ResponseReturnValue:
     """The organization's audit entries, newest first, filtered like Lago's."""
     page, per_page = pagination()
-    result = settings_service.list_activity_logs(
+    result = audit_service.list_activity_logs(
         current_organization(), activity_filters(), page=page, per_page=per_page
     )
     return jsonify(
@@ -127,8 +127,8 @@ def list_activity_logs() -> ResponseReturnValue:
 @bp.get("/activity_logs/<activity_id>")
 def show_activity_log(activity_id: str) -> ResponseReturnValue:
     """One audit entry by its activity_id; 404 activity_log_not_found otherwise."""
-    entry = settings_service.get_activity_log(current_organization(), activity_id)
-    external_ids = settings_service.external_customer_ids([entry])
+    entry = audit_service.get_activity_log(current_organization(), activity_id)
+    external_ids = audit_service.external_customer_ids([entry])
     return jsonify(
         activity_log=serialize_activity_log(entry, external_ids.get(entry.customer_id or 0))
     )

@@ -66,7 +66,7 @@ def _bool_param(name: str, errors: dict[str, list[str]]) -> bool | None:
     return None
 
 
-def _list_param(name: str) -> list[str]:
+def list_param(name: str) -> list[str]:
     """`name[]=a&name[]=b`; a plain `name=a,b` is accepted too."""
     values = request.args.getlist(f"{name}[]") or request.args.getlist(name)
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
@@ -78,7 +78,7 @@ def customer_filters() -> CustomerFilters:
     customer_type = request.args.get("customer_type") or None
     if customer_type is not None and customer_type not in CUSTOMER_TYPES:
         errors["customer_type"] = ["value_is_invalid"]
-    account_types = _list_param("account_type")
+    account_types = list_param("account_type")
     if any(a not in ACCOUNT_TYPES for a in account_types):
         errors["account_type"] = ["value_is_invalid"]
     filters = CustomerFilters(
@@ -87,10 +87,10 @@ def customer_filters() -> CustomerFilters:
         customer_type=customer_type,
         has_customer_type=_bool_param("has_customer_type", errors),
         account_types=account_types,
-        currencies=[c.upper() for c in _list_param("currencies")],
-        countries=[c.upper() for c in _list_param("countries")],
-        states=_list_param("states"),
-        zipcodes=_list_param("zipcodes"),
+        currencies=[c.upper() for c in list_param("currencies")],
+        countries=[c.upper() for c in list_param("countries")],
+        states=list_param("states"),
+        zipcodes=list_param("zipcodes"),
         has_tax_identification_number=_bool_param("has_tax_identification_number", errors),
         metadata={
             match.group(1): value
@@ -100,7 +100,7 @@ def customer_filters() -> CustomerFilters:
     )
     if errors:
         raise ValidationFailed(errors)
-    if _list_param("billing_entity_codes"):
+    if list_param("billing_entity_codes"):
         # Billing entities are not built; any code names one that does not exist.
         raise NotFound("billing_entity")
     return filters

@@ -12,8 +12,8 @@ from flask import request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import MultiDict
 
-from billing.services import settings as settings_service
-from billing.services.settings import ActivityFilters
+from billing.services import audit as audit_service
+from billing.services.audit import ActivityFilters
 from blueprints.console import bp
 from blueprints.console.customers import ACTOR_TYPES
 from blueprints.console.helpers import (
@@ -99,10 +99,10 @@ def audit_log() -> ResponseReturnValue:
     htmx requests (filters, paging) get the table only."""
     organization = current_organization()
     query = AuditQuery.from_args(request.args)
-    page = settings_service.list_activity_logs(
+    page = audit_service.list_activity_logs(
         organization, query.filters(organization.timezone), page=query.page, per_page=PER_PAGE
     )
-    activity_types, resource_types = settings_service.activity_facets(organization)
+    activity_types, resource_types = audit_service.activity_facets(organization)
     body, status = render_htmx(
         "console/audit.html",
         "console/_audit_table.html",

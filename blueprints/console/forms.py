@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -27,10 +29,13 @@ LOCALE_NAMES = {
 }  # fmt: skip
 
 
-def country_choices(blank: str = "—") -> list[tuple[str, str]]:
-    return [("", blank)] + sorted(
-        ((code, f"{country_name(code)} ({code})") for code in country_codes()),
-        key=lambda choice: choice[1],
+@cache
+def country_choices(blank: str = "—") -> tuple[tuple[str, str], ...]:
+    return (("", blank),) + tuple(
+        sorted(
+            ((code, f"{country_name(code)} ({code})") for code in country_codes()),
+            key=lambda choice: choice[1],
+        )
     )
 
 
