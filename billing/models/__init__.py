@@ -3,14 +3,28 @@
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
+from billing.models.events import Event, EventError, UsageBucket
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
+from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
+from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
 
 __all__ = [
     "ActivityLog",
     "Agent",
     "AgentRole",
     "ApiKey",
+    "BillableMetric",
+    "BillingTime",
+    "Charge",
+    "ChargeFilter",
+    "Event",
+    "EventError",
+    "Plan",
+    "PlanInterval",
+    "Subscription",
+    "SubscriptionStatus",
+    "UsageBucket",
     "Customer",
     "CustomerImport",
     "CustomerMetadata",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
-from sqlalchemy import JSON, DateTime, TypeDecorator
+from sqlalchemy import JSON, DateTime, Numeric, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 
 from billing.timeutil import as_utc
@@ -28,3 +29,24 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 #: JSON everywhere, JSONB on PostgreSQL
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """An exact decimal: NUMERIC on PostgreSQL, text on SQLite (whose NUMERIC would be a float)."""
+
+    impl = String(64)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(String(64))
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        if value is None:
+            return None
+        value = Decimal(value)
+        return value if dialect.name == "postgresql" else format(value, "f")
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+        return None if value is None else Decimal(value)
