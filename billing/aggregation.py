@@ -202,12 +202,22 @@ def combine(
         )
     if aggregation_type == "unique_count_agg":
         present = set(carried_values)
+        added: set[str] = set()
+        removed: set[str] = set()
         for bucket in ordered:
-            present -= bucket.removed
-            present |= bucket.added
+            present = (present - bucket.removed) | bucket.added
+            added = (added - bucket.removed) | bucket.added
+            removed = (removed - bucket.added) | bucket.removed
         units = Decimal(len(present))
         return Aggregate(
-            units, count, start, end, closing_units=units, closing_values=frozenset(present)
+            units,
+            count,
+            start,
+            end,
+            closing_units=units,
+            closing_values=frozenset(present),
+            added=frozenset(added),
+            removed=frozenset(removed),
         )
     # weighted_sum_agg: each bucket's integral assumed a running total starting at 0; add the
     # total that was already running when the bucket began, for the bucket's whole length.
