@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -15,11 +14,9 @@ from billing.ids import new_lago_id
 from billing.models.customers import Customer
 from billing.models.plans import Plan
 from billing.models.types import UTCDateTime
+from billing.periods import Period, period_containing
 from billing.timeutil import now_utc
 from extensions import Base
-
-if TYPE_CHECKING:
-    from billing.periods import Period
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -96,8 +93,6 @@ class Subscription(Base):
 
     def period_at(self, at: datetime) -> Period:
         """The billing period containing `at`, in the customer's timezone (half-open, UTC)."""
-        from billing.periods import period_containing  # noqa: PLC0415  (pure; no cycle in fact)
-
         return period_containing(
             at,
             interval=self.plan.interval,
