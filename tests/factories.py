@@ -66,3 +66,52 @@ def make_agent(organization: Organization, role: str = "admin", email: str | Non
 def db_scalar(query: Any) -> Any:
     """One value from the test's database session (what the pages wrote)."""
     return db.session.scalar(query)
+
+
+def make_billable_metric(organization: Organization, **overrides: Any) -> Any:
+    """A committed sum_agg metric on `value` (overrides: any Lago billable_metric field)."""
+    from billing.services.metrics import create_billable_metric  # noqa: PLC0415
+
+    n = next(_sequence)
+    payload: dict[str, Any] = {
+        "name": f"Metric {n}",
+        "code": f"metric_{n}",
+        "aggregation_type": "sum_agg",
+        "field_name": "value",
+        **overrides,
+    }
+    metric = create_billable_metric(organization, payload, TEST_ACTOR)
+    db.session.commit()
+    return metric
+
+
+def make_plan(
+    organization: Organization, charges: list[dict[str, Any]] | None = None, **overrides: Any
+) -> Any:
+    """A committed monthly EUR plan; `charges` are Lago charge payloads (billable_metric_id
+    or billable_metric_code); with None, one standard charge on a new metric."""
+    from billing.services.plans import create_plan  # noqa: PLC0415
+
+    n = next(_sequence)
+    if charges is None:
+        metric = make_billable_metric(organization)
+        charges = [
+            {
+                "billable_metric_id": str(metric.lago_id),
+                "charge_model": "standard",
+                "properties": {"amount": "0.5"},
+            }
+        ]
+    payload: dict[str, Any] = {
+        "name": f"Plan {n}",
+        "code": f"plan_{n}",
+        "interval": "monthly",
+        "amount_cents": 1000,
+        "amount_currency": "EUR",
+        "pay_in_advance": False,
+        "charges": charges,
+        **overrides,
+    }
+    plan = create_plan(organization, payload, TEST_ACTOR)
+    db.session.commit()
+    return plan

@@ -4,4 +4,11 @@ from flask import Blueprint
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-from blueprints.api import activity_logs, auth, customers, errors  # noqa: E402,F401  (registers handlers)
+from blueprints.api import (  # noqa: E402,F401  (registers handlers)
+    activity_logs,
+    auth,
+    billable_metrics,
+    customers,
+    errors,
+    plans,
+)
