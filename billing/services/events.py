@@ -1,0 +1,786 @@
+"""Usage events: validation, idempotent ingestion, matching, and the daily usage buckets.
+
+An event is keyed by (organization, external_subscription_id, transaction_id). A replay with the
+same fingerprint answers the stored event and counts once (Ledgerline deviates from Lago's 422
+here, see lago-api.md); the same key with another payload is refused. Matching happens at
+ingestion: the subscription with that external id active at the event's timestamp and the live
+metric of its code. An event that cannot be matched (or whose metric value is missing) is stored
+with an `error_code`, announced by an `event.error` outbox row, and counts for nothing. Matched
+events add to their `UsageBucket` in the same transaction, so reading usage never scans events.
+
+Hot path: Core inserts, one query per kind of lookup for the whole batch, no ORM object per event
+and no audit entry (events are their own log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from billing.aggregation import event_dimensions, event_value
+from billing.errors import NotFound, ValidationFailed
+from billing.models import (
+    BillableMetric,
+    Customer,
+    Event,
+    EventError,
+    Organization,
+    Subscription,
+    SubscriptionStatus,
+    UsageBucket,
+)
+from billing.money import parse_decimal
+from billing.periods import local_date
+from billing.serializers_usage import serialize_event
+from billing.services import outbox
+from billing.services.pagination import Page
+from billing.timeutil import now_utc
+from extensions import db
+
+#: Lago's LAGO_EVENTS_BATCH_MAX_LENGTH default
+MAX_BATCH_SIZE = 100
+#: aggregation types that need a numeric `properties[field_name]` on every event
+VALUE_AGGREGATIONS = frozenset({"sum_agg", "max_agg", "latest_agg", "weighted_sum_agg"})
+_REQUIRED_FIELDS = ("transaction_id", "external_subscription_id", "code")
+_MAX_TEXT = 255
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EVENTS: Table = Event.__table__  # type: ignore[assignment]
+_BUCKETS: Table = UsageBucket.__table__  # type: ignore[assignment]
+_KEY_COLUMNS = ("organization_id", "external_subscription_id", "transaction_id")
+_BUCKET_KEY_COLUMNS = ("subscription_id", "billable_metric_id", "day", "dimensions")
+
+
+@dataclass(frozen=True)
+class EventInput:
+    """One validated event of a request."""
+
+    transaction_id: str
+    external_subscription_id: str
+    code: str
+    #: None when not sent: the ingestion time
+    timestamp: datetime | None
+    properties: dict[str, Any]
+    precise_total_amount_cents: Decimal | None
+    fingerprint: str
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.external_subscription_id, self.transaction_id)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A stored event with what the API shows of its subscription and customer."""
+
+    lago_id: uuid.UUID
+    transaction_id: str
+    external_subscription_id: str
+    code: str
+    timestamp: datetime
+    properties: dict[str, Any]
+    precise_total_amount_cents: Decimal | None
+    subscription_lago_id: uuid.UUID | None
+    customer_lago_id: uuid.UUID | None
+    #: an EventError value, or None for an event that counts
+    error_code: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredEventRow:
+    """A stored event and the fingerprint of the request that created it."""
+
+    fingerprint: str
+    event: StoredEvent
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """The filters of `GET /events`."""
+
+    external_subscription_id: str | None = None
+    code: str | None = None
+    timestamp_from: datetime | None = None
+    timestamp_to: datetime | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Unix seconds (int, float or numeric string) → UTC datetime at millisecond precision;
+    None for null. Raises ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError("timestamp is not a number")
+    seconds = parse_decimal(value)
+    if seconds is None:
+        raise ValueError("timestamp is not a number")
+    millis = int(seconds.scaleb(3).to_integral_value(rounding=ROUND_FLOOR))
+    try:
+        return _EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:
+        raise ValueError("timestamp out of range") from None
+
+
+def parse_time_filter(raw: str | None) -> datetime | None:
+    """A `timestamp_from`/`timestamp_to` query value: ISO 8601 (a date means its midnight UTC;
+    no zone means UTC) or Unix seconds. Raises ValueError."""
+    if raw is None:
+        return None
+    if parse_decimal(raw) is not None:
+        return parse_timestamp(raw)
+    value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_event(raw: object) -> tuple[EventInput | None, dict[str, list[str]]]:
+    """An event object of a request → (input, {}) or (None, Lago's field errors)."""
+    if not isinstance(raw, Mapping):
+        return None, {"event": ["value_is_invalid"]}
+    errors: dict[str, list[str]] = {}
+    texts: dict[str, str] = {}
+    for name in _REQUIRED_FIELDS:
+        value = raw.get(name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)  # Rails casts numbers to the string column
+        if value is None or (isinstance(value, str) and not value.strip()):
+            errors[name] = ["value_is_mandatory"]
+        elif not isinstance(value, str):
+            errors[name] = ["value_is_invalid"]
+        elif len(value) > _MAX_TEXT:
+            errors[name] = ["value_is_too_long"]
+        else:
+            texts[name] = value
+    try:
+        timestamp = parse_timestamp(raw.get("timestamp"))
+    except ValueError:
+        errors["timestamp"] = ["invalid_format"]
+        timestamp = None
+    properties = raw.get("properties")
+    if properties is None:
+        properties = {}
+    elif not isinstance(properties, dict):
+        errors["properties"] = ["value_is_invalid"]
+    raw_amount = raw.get("precise_total_amount_cents")
+    amount = None if raw_amount is None else parse_decimal(raw_amount)
+    if raw_amount is not None and amount is None:
+        errors["precise_total_amount_cents"] = ["value_is_invalid"]
+    if errors:
+        return None, errors
+    return (
+        EventInput(
+            transaction_id=texts["transaction_id"],
+            external_subscription_id=texts["external_subscription_id"],
+            code=texts["code"],
+            timestamp=timestamp,
+            properties=properties,
+            precise_total_amount_cents=amount,
+            fingerprint=fingerprint(raw),
+        ),
+        {},
+    )
+
+
+def fingerprint(raw: Mapping[str, Any]) -> str:
+    """SHA-256 of the request as sent: code, properties (null = {}), timestamp as given (absent =
+    null) and precise_total_amount_cents. Equal fingerprints make an identical replay."""
+    document = {
+        "code": raw.get("code"),
+        "properties": raw.get("properties") or {},
+        "timestamp": raw.get("timestamp"),
+        "precise_total_amount_cents": raw.get("precise_total_amount_cents"),
+    }
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Ingestion
+
+
+def ingest_event(organization: Organization, raw: object) -> StoredEvent:
+    """Store one event (or find its identical replay); errors are keyed by field."""
+    event, errors = parse_event(raw)
+    if event is None:
+        raise ValidationFailed(errors)
+    try:
+        return _ingest(organization, [event])[0]
+    except _KeyReused:
+        raise ValidationFailed({"transaction_id": ["value_already_exist"]}) from None
+
+
+def ingest_events(organization: Organization, raw_events: object) -> list[StoredEvent]:
+    """Store a batch all or nothing; errors are keyed by the event's index."""
+    if not isinstance(raw_events, list) or not raw_events:
+        raise ValidationFailed({"events": ["no_events"]})
+    if len(raw_events) > MAX_BATCH_SIZE:
+        raise ValidationFailed({"events": ["too_many_events"]})
+    parsed: list[EventInput] = []
+    errors: dict[str, Any] = {}
+    first_of_key: dict[tuple[str, str], EventInput] = {}
+    for index, raw in enumerate(raw_events):
+        event, event_errors = parse_event(raw)
+        if event is None:
+            errors[str(index)] = event_errors
+            continue
+        earlier = first_of_key.setdefault(event.key, event)
+        if earlier.fingerprint != event.fingerprint:
+            errors[str(index)] = {"transaction_id": ["value_already_exist"]}
+        parsed.append(event)
+    if errors:
+        raise ValidationFailed(errors)
+    try:
+        return _ingest(organization, parsed)
+    except _KeyReused as exc:
+        reused: dict[str, object] = {
+            str(index): {"transaction_id": ["value_already_exist"]}
+            for index, event in enumerate(parsed)
+            if event.key in exc.keys
+        }
+        raise ValidationFailed(reused) from None
+
+
+class _KeyReused(Exception):
+    """Stored events hold these keys with another fingerprint."""
+
+    def __init__(self, keys: set[tuple[str, str]]) -> None:
+        super().__init__(f"transaction ids reused: {sorted(keys)!r}")
+        self.keys = keys
+
+
+@dataclass
+class _Matched:
+    subscription_id: int | None
+    subscription_lago_id: uuid.UUID | None
+    customer_id: int | None
+    customer_lago_id: uuid.UUID | None
+    timezone: str
+    metric: MetricInfo | None
+    error_code: str | None
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    id: int
+    aggregation_type: str
+    field_name: str | None
+    filter_keys: tuple[str, ...]
+
+
+def _ingest(organization: Organization, events: Sequence[EventInput]) -> list[StoredEvent]:
+    now = now_utc()
+    unique = list({event.key: event for event in reversed(events)}.values())[::-1]
+    stored = _existing_events(organization.id, [event.key for event in unique])
+    _check_replays(stored, unique)
+    new = [event for event in unique if event.key not in stored]
+    if new:
+        inserted = _insert_new(organization, new, now)
+        late = [event for event in new if event.key not in inserted]
+        if late:
+            # another transaction stored these keys after our look-up (PostgreSQL only: the
+            # SQLite write transaction is exclusive): a replay if identical, else refused
+            concurrent = _existing_events(organization.id, [event.key for event in late])
+            _check_replays(concurrent, late)
+            stored.update(concurrent)
+        stored.update(inserted)
+    return [stored[event.key].event for event in events]
+
+
+def _check_replays(
+    stored: Mapping[tuple[str, str], StoredEventRow], events: Iterable[EventInput]
+) -> None:
+    reused = {
+        event.key
+        for event in events
+        if event.key in stored and stored[event.key].fingerprint != event.fingerprint
+    }
+    if reused:
+        raise _KeyReused(reused)
+
+
+def _existing_events(
+    organization_id: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredEventRow]:
+    """Stored events of these keys, by key."""
+    if not keys:
+        return {}
+    wanted = set(keys)
+    query = (
+        _stored_event_query()
+        .add_columns(Event.fingerprint)
+        .where(
+            Event.organization_id == organization_id,
+            Event.transaction_id.in_({transaction_id for _ext, transaction_id in wanted}),
+        )
+    )
+    found: dict[tuple[str, str], StoredEventRow] = {}
+    for row in db.session.execute(query):
+        event = _stored_event(row)
+        key = (event.external_subscription_id, event.transaction_id)
+        if key in wanted:
+            found[key] = StoredEventRow(row.fingerprint, event)
+    return found
+
+
+def _insert_new(
+    organization: Organization, events: Sequence[EventInput], now: datetime
+) -> dict[tuple[str, str], StoredEventRow]:
+    """Insert the events not stored yet; returns those this transaction inserted, by key."""
+    subscriptions = _subscriptions_by_external_id(
+        organization, {e.external_subscription_id for e in events}
+    )
+    metrics = _metrics_by_code(organization.id, {event.code for event in events})
+    rows: list[dict[str, Any]] = []
+    results: dict[tuple[str, str], tuple[StoredEventRow, _Matched]] = {}
+    for event in events:
+        timestamp = event.timestamp or now.replace(microsecond=now.microsecond // 1000 * 1000)
+        matched = _match(event, timestamp, subscriptions, metrics, organization.timezone)
+        lago_id = uuid.uuid4()
+        row = {
+            "lago_id": lago_id,
+            "organization_id": organization.id,
+            "transaction_id": event.transaction_id,
+            "external_subscription_id": event.external_subscription_id,
+            "code": event.code,
+            "timestamp": timestamp,
+            "properties": event.properties,
+            "precise_total_amount_cents": event.precise_total_amount_cents,
+            "fingerprint": event.fingerprint,
+            "subscription_id": matched.subscription_id,
+            "billable_metric_id": matched.metric.id if matched.metric else None,
+            "customer_id": matched.customer_id,
+            "error_code": matched.error_code,
+            "created_at": now,
+        }
+        rows.append(row)
+        stored = StoredEvent(
+            lago_id=lago_id,
+            transaction_id=event.transaction_id,
+            external_subscription_id=event.external_subscription_id,
+            code=event.code,
+            timestamp=timestamp,
+            properties=event.properties,
+            precise_total_amount_cents=event.precise_total_amount_cents,
+            subscription_lago_id=matched.subscription_lago_id,
+            customer_lago_id=matched.customer_lago_id,
+            error_code=matched.error_code,
+            created_at=now,
+        )
+        results[event.key] = (StoredEventRow(event.fingerprint, stored), matched)
+    statement = (
+        _dialect_insert(_EVENTS)
+        .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+        .returning(_EVENTS.c.external_subscription_id, _EVENTS.c.transaction_id)
+    )
+    inserted_keys = {tuple(r) for r in db.session.execute(statement, rows)}
+    tally = BucketTally()
+    inserted: dict[tuple[str, str], StoredEventRow] = {}
+    for key, (stored_row, matched) in results.items():
+        if key not in inserted_keys:
+            continue
+        inserted[key] = stored_row
+        if matched.error_code is not None:
+            _emit_event_error(organization.id, stored_row.event)
+        elif matched.metric is not None and matched.subscription_id is not None:
+            tally.add(
+                matched.subscription_id,
+                matched.metric,
+                matched.timezone,
+                stored_row.event.timestamp,
+                stored_row.event.properties,
+            )
+    write_buckets(tally)
+    return inserted
+
+
+def _dialect_insert(table: Any) -> Any:
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+@dataclass(frozen=True)
+class _SubscriptionInfo:
+    id: int
+    lago_id: uuid.UUID
+    started_at: datetime
+    terminated_at: datetime | None
+    customer_id: int
+    customer_lago_id: uuid.UUID
+    customer_timezone: str | None
+
+
+def _subscriptions_by_external_id(
+    organization: Organization, external_ids: set[str]
+) -> dict[str, list[_SubscriptionInfo]]:
+    """Started subscriptions (active or terminated) of these external ids, newest start first."""
+    query = (
+        select(
+            Subscription.id,
+            Subscription.lago_id,
+            Subscription.external_id,
+            Subscription.started_at,
+            Subscription.terminated_at,
+            Subscription.customer_id,
+            Customer.lago_id.label("customer_lago_id"),
+            Customer.timezone,
+        )
+        .join(Customer, Customer.id == Subscription.customer_id)
+        .where(
+            Subscription.organization_id == organization.id,
+            Subscription.external_id.in_(external_ids),
+            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.TERMINATED]),
+            Subscription.started_at.is_not(None),
+        )
+        .order_by(Subscription.started_at.desc())
+    )
+    found: dict[str, list[_SubscriptionInfo]] = {}
+    for row in db.session.execute(query):
+        found.setdefault(row.external_id, []).append(
+            _SubscriptionInfo(
+                row.id,
+                row.lago_id,
+                row.started_at,
+                row.terminated_at,
+                row.customer_id,
+                row.customer_lago_id,
+                row.timezone,
+            )
+        )
+    return found
+
+
+def _metrics_by_code(organization_id: int, codes: set[str]) -> dict[str, MetricInfo]:
+    query = select(
+        BillableMetric.id,
+        BillableMetric.code,
+        BillableMetric.aggregation_type,
+        BillableMetric.field_name,
+        BillableMetric.filters,
+    ).where(
+        BillableMetric.organization_id == organization_id,
+        BillableMetric.code.in_(codes),
+        BillableMetric.deleted_at.is_(None),
+    )
+    return {row.code: metric_info(row) for row in db.session.execute(query)}
+
+
+def metric_info(metric: Any) -> MetricInfo:
+    """What bucketing needs of a billable metric (a model or a row with its columns)."""
+    return MetricInfo(
+        metric.id,
+        metric.aggregation_type,
+        metric.field_name,
+        tuple(item["key"] for item in metric.filters or []),
+    )
+
+
+def _match(
+    event: EventInput,
+    timestamp: datetime,
+    subscriptions: Mapping[str, list[_SubscriptionInfo]],
+    metrics: Mapping[str, MetricInfo],
+    organization_timezone: str | None,
+) -> _Matched:
+    """The subscription active at the event's timestamp, the metric of its code, or the error."""
+    subscription = next(
+        (
+            candidate
+            for candidate in subscriptions.get(event.external_subscription_id, [])
+            if candidate.started_at <= timestamp
+            and (candidate.terminated_at is None or timestamp < candidate.terminated_at)
+        ),
+        None,
+    )
+    if subscription is None:
+        return _Matched(None, None, None, None, "UTC", None, EventError.SUBSCRIPTION_NOT_FOUND)
+    timezone = subscription.customer_timezone or organization_timezone or "UTC"
+    metric = metrics.get(event.code)
+    error_code = None
+    if metric is None:
+        error_code = EventError.BILLABLE_METRIC_NOT_FOUND
+    elif (
+        metric.aggregation_type in VALUE_AGGREGATIONS
+        and event_value(event.properties, metric.field_name) is None
+    ):
+        error_code = EventError.INVALID_FIELD_VALUE
+    return _Matched(
+        subscription.id,
+        subscription.lago_id,
+        subscription.customer_id,
+        subscription.customer_lago_id,
+        timezone,
+        metric,
+        error_code,
+    )
+
+
+def _emit_event_error(organization_id: int, event: StoredEvent) -> None:
+    """Lago's `event.error` webhook: the event and why it counts for nothing."""
+    field_name = {
+        EventError.SUBSCRIPTION_NOT_FOUND: "external_subscription_id",
+        EventError.BILLABLE_METRIC_NOT_FOUND: "code",
+    }.get(event.error_code or "", "properties")
+    outbox.emit(
+        organization_id,
+        "event.error",
+        "event_error",
+        {
+            "status": 422,
+            "error": "Unprocessable entity",
+            "error_code": event.error_code,
+            "message": json.dumps({field_name: [event.error_code]}),
+            "event": serialize_event(event),
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Usage buckets
+
+
+BucketKey = tuple[int, int, date, str]
+
+
+@dataclass
+class BucketDelta:
+    """What a set of events adds to one bucket."""
+
+    events_count: int = 0
+    sum_value: Decimal = Decimal(0)
+    max_value: Decimal | None = None
+    latest_value: Decimal | None = None
+    latest_timestamp: datetime | None = None
+
+    def add(self, value: Decimal | None, timestamp: datetime) -> None:
+        self.events_count += 1
+        if value is None:
+            return
+        self.sum_value += value
+        self.max_value = value if self.max_value is None else max(self.max_value, value)
+        if self.latest_timestamp is None or timestamp >= self.latest_timestamp:
+            self.latest_value, self.latest_timestamp = value, timestamp
+
+    def merged_with(self, row: Any) -> dict[str, Any]:
+        """The bucket's columns once this delta is added to the stored `row`."""
+        merged = BucketDelta(
+            row.events_count, row.sum_value, row.max_value, row.latest_value, row.latest_timestamp
+        )
+        merged.events_count += self.events_count
+        merged.sum_value += self.sum_value
+        if self.max_value is not None:
+            merged.max_value = (
+                self.max_value
+                if merged.max_value is None
+                else max(merged.max_value, self.max_value)
+            )
+        if self.latest_timestamp is not None and (
+            merged.latest_timestamp is None or self.latest_timestamp >= merged.latest_timestamp
+        ):
+            merged.latest_value, merged.latest_timestamp = self.latest_value, self.latest_timestamp
+        return merged.columns()
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "events_count": self.events_count,
+            "sum_value": self.sum_value,
+            "max_value": self.max_value,
+            "latest_value": self.latest_value,
+            "latest_timestamp": self.latest_timestamp,
+        }
+
+
+@dataclass
+class BucketTally:
+    """Bucket deltas grouped by key, so a batch writes each bucket once."""
+
+    deltas: dict[BucketKey, BucketDelta] = field(default_factory=dict)
+
+    def add(
+        self,
+        subscription_id: int,
+        metric: MetricInfo,
+        timezone: str,
+        timestamp: datetime,
+        properties: Mapping[str, Any] | None,
+    ) -> None:
+        key = (
+            subscription_id,
+            metric.id,
+            local_date(timestamp, timezone),
+            dimensions_text(properties, metric.filter_keys),
+        )
+        delta = self.deltas.get(key)
+        if delta is None:
+            delta = self.deltas[key] = BucketDelta()
+        delta.add(event_value(properties, metric.field_name), timestamp)
+
+
+def dimensions_text(properties: Mapping[str, Any] | None, filter_keys: Sequence[str]) -> str:
+    """The canonical JSON of the event's values for the metric's filter keys (`{}` for none)."""
+    if not filter_keys:
+        return "{}"
+    return json.dumps(
+        event_dimensions(properties, filter_keys), sort_keys=True, separators=(",", ":")
+    )
+
+
+def write_buckets(tally: BucketTally) -> None:
+    """Add the tally to the stored buckets: lock and update the existing ones, insert the others
+    (a bucket inserted meanwhile by another transaction is locked and updated on the next turn)."""
+    pending = dict(tally.deltas)
+    for _attempt in range(3):
+        if not pending:
+            return
+        existing = _locked_buckets(list(pending))
+        if existing:
+            db.session.execute(
+                update(_BUCKETS)
+                .where(_BUCKETS.c.id == bindparam("bucket_id"))
+                .values({name: bindparam(f"new_{name}") for name in BucketDelta().columns()}),
+                [
+                    {
+                        "bucket_id": row.id,
+                        **{f"new_{k}": v for k, v in pending.pop(key).merged_with(row).items()},
+                    }
+                    for key, row in existing.items()
+                ],
+            )
+        if not pending:
+            return
+        rows = [
+            dict(zip(_BUCKET_KEY_COLUMNS, key, strict=True), **delta.columns())
+            for key, delta in pending.items()
+        ]
+        statement = (
+            _dialect_insert(_BUCKETS)
+            .on_conflict_do_nothing(index_elements=list(_BUCKET_KEY_COLUMNS))
+            .returning(*(_BUCKETS.c[name] for name in _BUCKET_KEY_COLUMNS))
+        )
+        for inserted in db.session.execute(statement, rows):
+            pending.pop(tuple(inserted), None)
+    if pending:  # pragma: no cover - three lost races in a row
+        raise RuntimeError("usage buckets kept changing under this transaction")
+
+
+def _locked_buckets(keys: Sequence[BucketKey]) -> dict[BucketKey, Any]:
+    wanted = set(keys)
+    query = (
+        select(_BUCKETS)
+        .where(
+            _BUCKETS.c.subscription_id.in_({key[0] for key in keys}),
+            _BUCKETS.c.billable_metric_id.in_({key[1] for key in keys}),
+            _BUCKETS.c.day.in_({key[2] for key in keys}),
+        )
+        .with_for_update()
+    )
+    found = {}
+    for row in db.session.execute(query):
+        key = (row.subscription_id, row.billable_metric_id, row.day, row.dimensions)
+        if key in wanted:
+            found[key] = row
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _stored_event_query() -> Select[Any]:
+    return (
+        select(
+            Event.lago_id,
+            Event.transaction_id,
+            Event.external_subscription_id,
+            Event.code,
+            Event.timestamp,
+            Event.properties,
+            Event.precise_total_amount_cents,
+            Event.error_code,
+            Event.created_at,
+            Subscription.lago_id.label("subscription_lago_id"),
+            Customer.lago_id.label("customer_lago_id"),
+        )
+        .outerjoin(Subscription, Subscription.id == Event.subscription_id)
+        .outerjoin(Customer, Customer.id == Event.customer_id)
+    )
+
+
+def _stored_event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        lago_id=row.lago_id,
+        transaction_id=row.transaction_id,
+        external_subscription_id=row.external_subscription_id,
+        code=row.code,
+        timestamp=row.timestamp,
+        properties=row.properties or {},
+        precise_total_amount_cents=row.precise_total_amount_cents,
+        subscription_lago_id=row.subscription_lago_id,
+        customer_lago_id=row.customer_lago_id,
+        error_code=row.error_code,
+        created_at=row.created_at,
+    )
+
+
+def get_event(
+    organization: Organization, transaction_id: str, external_subscription_id: str | None = None
+) -> StoredEvent:
+    """The event with this transaction id (the latest one when several subscriptions used it)."""
+    query = _stored_event_query().where(
+        Event.organization_id == organization.id, Event.transaction_id == transaction_id
+    )
+    if external_subscription_id:
+        query = query.where(Event.external_subscription_id == external_subscription_id)
+    row = db.session.execute(
+        query.order_by(Event.created_at.desc(), Event.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        raise NotFound("event")
+    return _stored_event(row)
+
+
+def list_events(
+    organization: Organization, filters: EventFilters, *, page: int, per_page: int
+) -> Page[StoredEvent]:
+    """The organization's events, newest first (by ingestion), filtered."""
+    conditions = [Event.organization_id == organization.id]
+    if filters.external_subscription_id:
+        conditions.append(Event.external_subscription_id == filters.external_subscription_id)
+    if filters.code:
+        conditions.append(Event.code == filters.code)
+    if filters.timestamp_from:
+        conditions.append(Event.timestamp >= filters.timestamp_from)
+    if filters.timestamp_to:
+        conditions.append(Event.timestamp <= filters.timestamp_to)
+    total = db.session.scalar(select(db.func.count()).select_from(Event).where(*conditions)) or 0
+    rows = db.session.execute(
+        _stored_event_query()
+        .where(*conditions)
+        .order_by(Event.created_at.desc(), Event.id.desc())
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    return Page([_stored_event(row) for row in rows], total, page, per_page)
+
+
+def find_events(conditions: Sequence[Any], limit: int) -> list[StoredEvent]:
+    """Events matching `conditions`, newest first (for the console's events debugger)."""
+    rows = db.session.execute(
+        _stored_event_query()
+        .where(*conditions)
+        .order_by(Event.created_at.desc(), Event.id.desc())
+        .limit(limit)
+    )
+    return [_stored_event(row) for row in rows]

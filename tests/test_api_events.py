@@ -1,0 +1,497 @@
+"""POST/GET /api/v1/events: validation, idempotency, matching, outbox, buckets, listing."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from billing.models import Event, OutboxEvent, UsageBucket
+from billing.timeutil import set_clock
+from extensions import db
+from tests import factories
+from tests.usage_helpers import (
+    add_charge,
+    event,
+    live_metered,
+    make_metric,
+    make_plan,
+    make_subscription,
+)
+
+NOW = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
+STARTED = datetime(2024, 1, 10, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def setup(org: Any, db_session: Any) -> Any:
+    set_clock(lambda: NOW)
+    customer = factories.make_customer(org, timezone="Europe/Paris")
+    metric = make_metric(org, "sum_agg", "value", code="storage")
+    counter = make_metric(org, "count_agg", code="calls")
+    plan = make_plan(org)
+    add_charge(plan, metric)
+    subscription = make_subscription(org, customer, plan, STARTED, external_id="sub-1")
+
+    class Setup:
+        pass
+
+    s = Setup()
+    s.org, s.customer, s.metric, s.counter, s.plan, s.subscription = (
+        org, customer, metric, counter, plan, subscription,
+    )  # fmt: skip
+    return s
+
+
+def post(api_client: Any, payload: dict[str, Any]) -> Any:
+    return api_client.post("/api/v1/events", json={"event": payload})
+
+
+def batch(api_client: Any, payloads: list[Any]) -> Any:
+    return api_client.post("/api/v1/events/batch", json={"events": payloads})
+
+
+def count_events() -> int:
+    return db.session.scalar(select(func.count()).select_from(Event))
+
+
+def buckets() -> list[UsageBucket]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(UsageBucket).order_by(UsageBucket.day)))
+
+
+def validation(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": 422,
+        "error": "Unprocessable Entity",
+        "code": "validation_errors",
+        "error_details": details,
+    }
+
+
+def test_post_event_stores_matches_and_answers_lagos_shape(api_client, setup):
+    response = post(
+        api_client,
+        event("sub-1", "storage", "tx-1", timestamp=1710500000.1234, properties={"value": "2.5"}),
+    )
+
+    assert response.status_code == 200
+    body = response.json["event"]
+    assert body["transaction_id"] == "tx-1"
+    assert body["external_subscription_id"] == "sub-1"
+    assert body["code"] == "storage"
+    assert body["timestamp"] == "2024-03-15T10:53:20.123Z"
+    assert body["properties"] == {"value": "2.5"}
+    assert body["precise_total_amount_cents"] is None
+    assert body["lago_subscription_id"] == str(setup.subscription.lago_id)
+    assert body["lago_customer_id"] == str(setup.customer.lago_id)
+    assert body["created_at"] == "2024-03-15T12:00:00Z"
+    [bucket] = buckets()
+    assert (bucket.day.isoformat(), bucket.events_count, bucket.sum_value) == (
+        "2024-03-15",
+        1,
+        Decimal("2.5"),
+    )
+
+
+def test_absent_or_null_timestamp_means_now_and_is_local_day_bucketed(api_client, setup):
+    set_clock(lambda: datetime(2024, 3, 15, 23, 30, tzinfo=UTC))  # 00:30 on the 16th in Paris
+    assert post(api_client, event("sub-1", "calls", "a")).status_code == 200
+    response = post(api_client, event("sub-1", "calls", "b", timestamp=None, properties=None))
+
+    assert response.json["event"]["timestamp"] == "2024-03-15T23:30:00.000Z"
+    assert response.json["event"]["properties"] == {}
+    [bucket] = buckets()
+    assert (bucket.day.isoformat(), bucket.events_count) == ("2024-03-16", 2)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "expected"),
+    [
+        (1710500000, "2024-03-15T10:53:20.000Z"),
+        (1710500000.5, "2024-03-15T10:53:20.500Z"),
+        ("1710500000", "2024-03-15T10:53:20.000Z"),
+        ("1710500000.999", "2024-03-15T10:53:20.999Z"),
+    ],
+)
+def test_timestamp_formats(api_client, setup, timestamp, expected):
+    response = post(api_client, event("sub-1", "calls", timestamp=timestamp))
+
+    assert response.status_code == 200
+    assert response.json["event"]["timestamp"] == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "details"),
+    [
+        ({"transaction_id": None}, {"transaction_id": ["value_is_mandatory"]}),
+        ({"transaction_id": ""}, {"transaction_id": ["value_is_mandatory"]}),
+        ({"external_subscription_id": None}, {"external_subscription_id": ["value_is_mandatory"]}),
+        ({"code": "  "}, {"code": ["value_is_mandatory"]}),
+        ({"timestamp": "yesterday"}, {"timestamp": ["invalid_format"]}),
+        ({"timestamp": ""}, {"timestamp": ["invalid_format"]}),
+        ({"timestamp": True}, {"timestamp": ["invalid_format"]}),
+        ({"timestamp": 1e20}, {"timestamp": ["invalid_format"]}),
+        ({"properties": [1, 2]}, {"properties": ["value_is_invalid"]}),
+        (
+            {"precise_total_amount_cents": "abc"},
+            {"precise_total_amount_cents": ["value_is_invalid"]},
+        ),
+        ({"transaction_id": "x" * 256}, {"transaction_id": ["value_is_too_long"]}),
+    ],
+)
+def test_invalid_event_is_refused_and_nothing_is_stored(api_client, setup, fields, details):
+    response = post(api_client, {**event("sub-1", "calls"), **fields})
+
+    assert response.status_code == 422
+    assert response.json == validation(details)
+    assert count_events() == 0
+
+
+def test_missing_event_root_is_400(api_client, setup):
+    response = api_client.post("/api/v1/events", json={"transaction_id": "x"})
+
+    assert response.status_code == 400
+    assert response.json["status"] == 400
+
+
+def test_identical_replay_answers_the_stored_event_and_counts_once(api_client, setup):
+    payload = event("sub-1", "storage", "tx-1", timestamp=1710500000, properties={"value": 3})
+    first = post(api_client, payload)
+    second = post(api_client, payload)
+
+    assert second.status_code == 200
+    assert second.json == first.json
+    assert count_events() == 1
+    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+
+
+def test_replay_without_timestamp_is_identical(api_client, setup):
+    first = post(api_client, event("sub-1", "calls", "tx-1"))
+    set_clock(lambda: datetime(2024, 3, 15, 13, 0, tzinfo=UTC))
+    second = post(api_client, event("sub-1", "calls", "tx-1", timestamp=None))
+
+    assert second.status_code == 200
+    assert second.json["event"]["timestamp"] == first.json["event"]["timestamp"]
+    assert count_events() == 1
+
+
+def test_same_transaction_id_with_another_payload_is_refused(api_client, setup):
+    post(
+        api_client, event("sub-1", "storage", "tx-1", timestamp=1710500000, properties={"value": 3})
+    )
+    response = post(
+        api_client, event("sub-1", "storage", "tx-1", timestamp=1710500000, properties={"value": 4})
+    )
+
+    assert response.status_code == 422
+    assert response.json == validation({"transaction_id": ["value_already_exist"]})
+    assert count_events() == 1
+    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+
+
+def test_same_transaction_id_on_another_subscription_is_another_event(api_client, setup):
+    make_subscription(setup.org, setup.customer, setup.plan, STARTED, external_id="sub-2")
+    post(api_client, event("sub-1", "calls", "tx-1"))
+    response = post(api_client, event("sub-2", "calls", "tx-1"))
+
+    assert response.status_code == 200
+    assert count_events() == 2
+
+
+def test_batch_stores_all_in_order(api_client, setup):
+    payloads = [
+        event("sub-1", "storage", f"b{i}", timestamp=1710500000 + i, properties={"value": i})
+        for i in range(5)
+    ]
+    response = batch(api_client, payloads)
+
+    assert response.status_code == 200
+    assert [e["transaction_id"] for e in response.json["events"]] == [f"b{i}" for i in range(5)]
+    [bucket] = buckets()
+    assert (bucket.events_count, bucket.sum_value, bucket.max_value, bucket.latest_value) == (
+        5,
+        Decimal(10),
+        Decimal(4),
+        Decimal(4),
+    )
+
+
+def test_batch_duplicate_inside_counts_once(api_client, setup):
+    payload = event("sub-1", "storage", "dup", timestamp=1710500000, properties={"value": 7})
+    response = batch(api_client, [payload, payload])
+
+    assert response.status_code == 200
+    assert [e["lago_id"] for e in response.json["events"]] == [
+        response.json["events"][0]["lago_id"]
+    ] * 2
+    assert count_events() == 1
+    assert [b.sum_value for b in buckets()] == [Decimal(7)]
+
+
+def test_batch_with_a_conflicting_duplicate_inside_is_refused(api_client, setup):
+    response = batch(
+        api_client,
+        [
+            event("sub-1", "storage", "dup", properties={"value": 1}),
+            event("sub-1", "storage", "dup", properties={"value": 2}),
+        ],
+    )
+
+    assert response.status_code == 422
+    assert response.json == validation({"1": {"transaction_id": ["value_already_exist"]}})
+    assert count_events() == 0
+
+
+def test_batch_with_a_replay_and_a_new_event_counts_the_new_one(api_client, setup):
+    old = event("sub-1", "storage", "old", timestamp=1710500000, properties={"value": 1})
+    post(api_client, old)
+    response = batch(
+        api_client,
+        [old, event("sub-1", "storage", "new", timestamp=1710500001, properties={"value": 2})],
+    )
+
+    assert response.status_code == 200
+    assert count_events() == 2
+    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+
+
+def test_batch_reusing_a_stored_key_is_refused_whole(api_client, setup):
+    post(api_client, event("sub-1", "storage", "old", properties={"value": 1}))
+    response = batch(
+        api_client,
+        [
+            event("sub-1", "storage", "new", properties={"value": 5}),
+            event("sub-1", "storage", "old", properties={"value": 9}),
+        ],
+    )
+
+    assert response.status_code == 422
+    assert response.json == validation({"1": {"transaction_id": ["value_already_exist"]}})
+    assert count_events() == 1
+    assert [b.sum_value for b in buckets()] == [Decimal(1)]
+
+
+def test_invalid_batch_item_rejects_the_whole_batch_keyed_by_index(api_client, setup):
+    response = batch(
+        api_client,
+        [
+            event("sub-1", "calls"),
+            {"external_subscription_id": "sub-1", "code": "calls"},
+            event("sub-1", "calls", timestamp="nope"),
+        ],
+    )
+
+    assert response.status_code == 422
+    assert response.json == validation(
+        {
+            "1": {"transaction_id": ["value_is_mandatory"]},
+            "2": {"timestamp": ["invalid_format"]},
+        }
+    )
+    assert count_events() == 0
+    assert buckets() == []
+
+
+@pytest.mark.parametrize(
+    ("events", "code"),
+    [([], "no_events"), (None, "no_events"), ([{}] * 101, "too_many_events")],
+)
+def test_batch_size_limits(api_client, setup, events, code):
+    response = api_client.post("/api/v1/events/batch", json={"events": events})
+
+    assert response.status_code == 422
+    assert response.json == validation({"events": [code]})
+
+
+def test_batch_of_100_is_accepted(api_client, setup):
+    response = batch(api_client, [event("sub-1", "calls") for _ in range(100)])
+
+    assert response.status_code == 200
+    assert buckets()[0].events_count == 100
+
+
+@pytest.mark.parametrize(
+    ("payload", "error_code"),
+    [
+        (event("nope", "calls"), "subscription_not_found"),
+        (event("sub-1", "unknown_metric"), "billable_metric_not_found"),
+        (event("sub-1", "storage", properties={"other": 1}), "invalid_field_value"),
+        (event("sub-1", "storage", properties={"value": "many"}), "invalid_field_value"),
+        # before the subscription started
+        (event("sub-1", "calls", timestamp=STARTED.timestamp() - 1), "subscription_not_found"),
+    ],
+)
+def test_unmatched_events_are_stored_flagged_and_announced(api_client, setup, payload, error_code):
+    response = post(api_client, payload)
+
+    assert response.status_code == 200
+    stored = db.session.scalars(select(Event)).one()
+    assert stored.error_code == error_code
+    assert buckets() == []
+    outbox = db.session.scalars(
+        select(OutboxEvent).where(OutboxEvent.event_type == "event.error")
+    ).one()
+    assert outbox.object_type == "event_error"
+    assert outbox.payload["error_code"] == error_code
+    assert outbox.payload["event"]["transaction_id"] == payload["transaction_id"]
+
+
+def test_deleted_metric_code_does_not_match(api_client, setup):
+    setup.counter.deleted_at = NOW
+    db.session.commit()
+
+    post(api_client, event("sub-1", "calls", "tx"))
+
+    assert db.session.scalars(select(Event.error_code)).one() == "billable_metric_not_found"
+
+
+def test_event_goes_to_the_subscription_active_at_its_timestamp(api_client, setup):
+    old = setup.subscription
+    old.status, old.terminated_at = "terminated", datetime(2024, 2, 1, tzinfo=UTC)
+    db.session.commit()
+    new = make_subscription(
+        setup.org, setup.customer, setup.plan, datetime(2024, 2, 1, tzinfo=UTC), external_id="sub-1"
+    )
+    pending = make_subscription(
+        setup.org, setup.customer, setup.plan, datetime(2024, 3, 1, tzinfo=UTC),
+        external_id="sub-1", status="pending",
+    )  # fmt: skip
+
+    before = post(
+        api_client, event("sub-1", "calls", timestamp=datetime(2024, 1, 20, tzinfo=UTC).timestamp())
+    )
+    after = post(
+        api_client, event("sub-1", "calls", timestamp=datetime(2024, 3, 5, tzinfo=UTC).timestamp())
+    )
+
+    assert before.json["event"]["lago_subscription_id"] == str(old.lago_id)
+    assert after.json["event"]["lago_subscription_id"] == str(new.lago_id)
+    assert str(pending.lago_id) not in {before.json["event"]["lago_subscription_id"]}
+
+
+def test_precise_total_amount_cents_is_kept_as_a_decimal_string(api_client, setup):
+    response = post(api_client, event("sub-1", "calls", precise_total_amount_cents="12.345"))
+
+    assert response.json["event"]["precise_total_amount_cents"] == "12.345"
+
+
+def test_show_event_by_transaction_id(api_client, setup):
+    make_subscription(setup.org, setup.customer, setup.plan, STARTED, external_id="sub-2")
+    post(api_client, event("sub-1", "calls", "tx"))
+    set_clock(lambda: datetime(2024, 3, 15, 13, 0, tzinfo=UTC))
+    post(api_client, event("sub-2", "calls", "tx"))
+
+    latest = api_client.get("/api/v1/events/tx")
+    chosen = api_client.get("/api/v1/events/tx?external_subscription_id=sub-1")
+    missing = api_client.get("/api/v1/events/nope")
+
+    assert latest.json["event"]["external_subscription_id"] == "sub-2"
+    assert chosen.json["event"]["external_subscription_id"] == "sub-1"
+    assert missing.status_code == 404
+    assert missing.json == {"status": 404, "error": "Not Found", "code": "event_not_found"}
+
+
+def test_events_are_scoped_to_the_organization(api_client, setup, client):
+    post(api_client, event("sub-1", "calls", "tx"))
+    other_key = factories.make_api_key(factories.make_organization())
+
+    response = client.get("/api/v1/events/tx", headers={"Authorization": f"Bearer {other_key}"})
+
+    assert response.status_code == 404
+
+
+def test_list_events_with_filters_newest_first(api_client, setup):
+    for i in range(3):
+        set_clock(lambda i=i: datetime(2024, 3, 15, 12, i, tzinfo=UTC))
+        post(api_client, event("sub-1", "calls", f"c{i}", timestamp=1710000000 + i * 86400))
+    post(api_client, event("sub-1", "storage", "s", properties={"value": 1}))
+
+    everything = api_client.get("/api/v1/events?per_page=2")
+    calls = api_client.get("/api/v1/events?code=calls&timestamp_from=2024-03-10T16:00:00Z")
+
+    assert [e["transaction_id"] for e in everything.json["events"]] == ["s", "c2"]
+    assert everything.json["meta"]["total_count"] == 4
+    assert [e["transaction_id"] for e in calls.json["events"]] == ["c2", "c1"]
+    bad = api_client.get("/api/v1/events?timestamp_to=someday")
+    assert bad.status_code == 422
+
+
+def test_unauthenticated_event_post_is_401(client, setup):
+    response = client.post("/api/v1/events", json={"event": event("sub-1", "calls")})
+
+    assert response.status_code == 401
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency (a live server: several connections at once)
+
+
+@pytest.mark.live
+def test_concurrent_replays_of_one_transaction_id_store_one_event(live_server):
+    raw_key, organization_id, subscription_id = live_metered(live_server, "race", "race-sub")
+    payload = event("race-sub", "race", "race-tx", timestamp=1710500000, properties={"value": 2})
+
+    responses = post_concurrently(live_server, raw_key, "/events", [{"event": payload}] * 8)
+
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.json()["event"]["lago_id"] for r in responses}) == 1
+    with live_server.app.app_context():
+        stored = db.session.scalar(
+            select(func.count()).where(Event.organization_id == organization_id)
+        )
+        assert stored == 1
+        assert live_bucket(subscription_id) == (1, Decimal(2))
+
+
+@pytest.mark.live
+def test_concurrent_batches_on_one_bucket_add_up(live_server):
+    raw_key, _organization_id, subscription_id = live_metered(live_server, "bucket_race", "bsub")
+    bodies = [
+        {
+            "events": [
+                event(
+                    "bsub",
+                    "bucket_race",
+                    f"t{i}-{j}",
+                    timestamp=1710500000,
+                    properties={"value": 1},
+                )
+                for j in range(20)
+            ]
+        }
+        for i in range(6)
+    ]
+
+    responses = post_concurrently(live_server, raw_key, "/events/batch", bodies)
+
+    assert [r.status_code for r in responses] == [200] * 6
+    with live_server.app.app_context():
+        assert live_bucket(subscription_id) == (120, Decimal(120))
+
+
+def post_concurrently(
+    live_server: Any, raw_key: str, path: str, bodies: list[dict[str, Any]]
+) -> list[httpx.Response]:
+    def send(body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(
+            f"{live_server.url}/api/v1{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {raw_key}"},
+            timeout=30,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        return list(pool.map(send, bodies))
+
+
+def live_bucket(subscription_id: int) -> tuple[int, Decimal]:
+    [bucket] = db.session.scalars(
+        select(UsageBucket).where(UsageBucket.subscription_id == subscription_id)
+    ).all()
+    return bucket.events_count, bucket.sum_value
