@@ -10,5 +10,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     billable_metrics,
     customers,
     errors,
+    events,
     plans,
+    usage,
 )
