@@ -96,3 +96,8 @@ from jobs.imports import run_queued_imports  # noqa: E402
 JOBS.append(
     JobSpec("customer_imports", run_queued_imports, "interval", {"seconds": 2, "max_instances": 3})
 )
+
+from jobs.subscriptions import run_subscription_moves  # noqa: E402
+
+# Pending starts, downgrades and planned ends, checked every minute.
+JOBS.append(JobSpec("subscription_moves", run_subscription_moves, "interval", {"seconds": 60}))

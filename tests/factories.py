@@ -115,3 +115,28 @@ def make_plan(
     plan = create_plan(organization, payload, TEST_ACTOR)
     db.session.commit()
     return plan
+
+
+def make_subscription(
+    organization: Organization,
+    customer: Customer | None = None,
+    plan: Any = None,
+    **overrides: Any,
+) -> Any:
+    """A committed subscription through the service (overrides: any Lago subscription field,
+    e.g. subscription_at, billing_time, external_id); a customer and a plan are made if not
+    given (a monthly plan of 1000 cents in the customer's currency, EUR by default)."""
+    from billing.services.subscriptions import create_subscription  # noqa: PLC0415
+
+    n = next(_sequence)
+    customer = customer or make_customer(organization, currency="EUR")
+    plan = plan or make_plan(organization, charges=[], amount_currency=customer.currency or "EUR")
+    payload: dict[str, Any] = {
+        "external_customer_id": customer.external_id,
+        "plan_code": plan.code,
+        "external_id": f"sub-{n}",
+        **overrides,
+    }
+    subscription = create_subscription(organization, payload, TEST_ACTOR)
+    db.session.commit()
+    return subscription

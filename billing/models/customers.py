@@ -14,9 +14,12 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    column,
+    exists,
+    table,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
 from billing.ids import new_lago_id
 from billing.models.organizations import Organization
@@ -26,6 +29,11 @@ from extensions import Base
 
 #: columns the console's customer list sorts or filters on, each with an index
 LIST_INDEXED_COLUMNS = ("name", "email", "country", "currency")
+
+
+#: the subscriptions table as far as a customer's status needs it (the Subscription model
+#: imports this module, so it cannot be imported here)
+_subscriptions = table("subscriptions", column("customer_id"), column("status"))
 
 
 class CustomerStatus(enum.StrEnum):
@@ -142,6 +150,13 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    #: whether the customer has an active subscription: an EXISTS probe of
+    #: ix_subscriptions_customer loaded with the row; the subscription services expire it
+    #: when they change a subscription's status
+    has_active_subscription: Mapped[bool] = column_property(
+        exists().where(_subscriptions.c.customer_id == id, _subscriptions.c.status == "active")
+    )
+
     organization: Mapped[Organization] = relationship()
     metadata_items: Mapped[list[CustomerMetadata]] = relationship(
         back_populates="customer",
@@ -166,6 +181,9 @@ class Customer(Base):
     def status(self) -> CustomerStatus:
         if self.deleted_at is not None:
             return CustomerStatus.DELETED
+        # Objects built from list rows may not carry the flag: they then show inactive.
+        if getattr(self, "has_active_subscription", False):
+            return CustomerStatus.ACTIVE
         return CustomerStatus.INACTIVE
 
     @property

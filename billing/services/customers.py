@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, false, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import defer, joinedload, selectinload
 
 from billing.errors import NotFound, ValidationFailed
@@ -42,10 +42,14 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Nothing can be attached yet: subscriptions, coupons, wallets and invoices arrive with the
-    metering and invoicing capabilities, which extend this check.
+    Subscriptions of any status count; coupons, wallets and invoices arrive with the invoicing
+    capabilities, which extend this check.
     """
-    return False
+    from billing.models import Subscription  # noqa: PLC0415  (kept local to this function)
+
+    if customer.id is None:
+        return False
+    return bool(db.session.scalar(select(exists().where(Subscription.customer_id == customer.id))))
 
 
 def find_customer(organization: Organization, external_id: str) -> Customer | None:
@@ -528,10 +532,12 @@ def _status_conditions(status: str | None) -> list[Any]:
     if status == "deleted":
         return [Customer.deleted_at.is_not(None)]
     conditions: list[Any] = [Customer.deleted_at.is_(None)]
+    # Active means "has an active subscription": the correlated EXISTS of the model's
+    # `has_active_subscription`, answered by ix_subscriptions_customer.
     if status == "active":
-        # Active means "has an active subscription"; subscriptions arrive with metering,
-        # which replaces this condition. Until then no customer is active.
-        conditions.append(false())
+        conditions.append(Customer.has_active_subscription)
+    elif status == "inactive":
+        conditions.append(~Customer.has_active_subscription)
     return conditions
 
 

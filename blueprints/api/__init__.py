@@ -12,5 +12,6 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     errors,
     events,
     plans,
+    subscriptions,
     usage,
 )
