@@ -36,6 +36,7 @@ agents = click.Group("agents", help="Manage console agents.")
 demo = click.Group("demo", help="Demo data for a first look.")
 jobs = click.Group("jobs", help="The jobs process (scheduler).")
 customers = click.Group("customers", help="Customers in bulk.")
+usage = click.Group("usage", help="Usage buckets.")
 
 
 @orgs.command("create")
@@ -212,6 +213,36 @@ def _echo_row_errors(row_errors: list[dict[str, Any]], message: Callable[[str, s
         click.echo(f"  row {entry['row']}{label}: {reasons}")
 
 
+@usage.command("rebuild")
+@click.option("--organization", "org_name", default=None, help="Only this organization's.")
+@click.option("--subscription", "external_id", default=None, help="Only this external id's.")
+def rebuild_usage_command(org_name: str | None, external_id: str | None) -> None:
+    """Recompute usage buckets from the stored events (all subscriptions by default)."""
+    from sqlalchemy import select
+
+    from billing.models import Subscription
+    from billing.services.usage import rebuild_usage
+
+    query = select(Subscription.id)
+    if org_name is not None:
+        try:
+            query = query.where(Subscription.organization_id == find_organization(org_name).id)
+        except NotFound:
+            _fail(f"no organization named {org_name!r}")
+    if external_id is not None:
+        query = query.where(Subscription.external_id == external_id)
+    ids = list(db.session.scalars(query))
+    if external_id is not None and not ids:
+        _fail(f"no subscription with external id {external_id!r}")
+    rebuilt = rebuild_usage(ids if (org_name or external_id) else None)
+    db.session.commit()
+    for item in rebuilt:
+        click.echo(
+            f"{item.external_id}: {item.events_count} events in {item.buckets_count} buckets"
+        )
+    click.echo(f"Rebuilt the usage of {len(rebuilt)} subscriptions.")
+
+
 def serve_command_factory() -> click.Command:
     @click.command("serve")
     @click.option("--host", default="127.0.0.1", show_default=True)
@@ -235,6 +266,6 @@ def serve_command_factory() -> click.Command:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (orgs, agents, demo, jobs, customers):
+    for group in (orgs, agents, demo, jobs, customers, usage):
         app.cli.add_command(group)
     app.cli.add_command(serve_command_factory())
