@@ -83,14 +83,20 @@ def test_every_state_changing_route_declares_who_may_use_it(app):
 def test_role_boundaries_are_enforced_server_side(app, make_agent_client, org, role, refused):
     agent = make_agent_client(role)
     customer = factories.make_customer(org)
+    plan = factories.make_plan(org)
+    metric = plan.charges[0].billable_metric
+    real_ids = {"customers": customer.lago_id, "plans": plan.lago_id,
+                "billable-metrics": metric.lago_id}  # fmt: skip
     checked = 0
     for rule in console_rules(app, "POST") + console_rules(app, "GET"):
         view = app.view_functions[rule.endpoint]
         if getattr(view, "required_permission", None) not in refused:
             continue
-        # A real customer, so that refusals cannot hide behind a 404.
+        # Real customers, plans and metrics, so that refusals cannot hide behind a 404.
         url = re.sub(
-            r"/customers/[0-9a-f-]{36}", f"/customers/{customer.lago_id}", build_url(app, rule)
+            r"/(customers|plans|billable-metrics)/[0-9a-f-]{36}",
+            lambda m: f"/{m[1]}/{real_ids[m[1]]}",
+            build_url(app, rule),
         )
         method = "POST" if "POST" in rule.methods else "GET"
         response = agent.post(url, data={}) if method == "POST" else agent.get(url)

@@ -18,4 +18,4 @@ def require_login() -> ResponseReturnValue | None:
     return redirect(login_url)
 
 
-from blueprints.console import audit, customers, dashboard, imports, settings  # noqa: E402,F401
+from blueprints.console import audit, catalog, customers, dashboard, imports, settings  # noqa: E402,F401

@@ -54,7 +54,7 @@
   });
 
   document.addEventListener("click", function (event) {
-    var target = event.target.closest("[data-copy], [data-remove-row], [data-open-dialog], tr[data-href]");
+    var target = event.target.closest("[data-copy], [data-remove-row], [data-remove-closest], [data-open-dialog], tr[data-href]");
     if (!target) return;
     if (target.matches("[data-copy]")) {
       var source = document.querySelector(target.dataset.copy);
@@ -66,10 +66,28 @@
       }
     } else if (target.matches("[data-remove-row]")) {
       target.closest("tr").remove();
+    } else if (target.matches("[data-remove-closest]")) {
+      target.closest(target.dataset.removeClosest).remove();
     } else if (target.matches("[data-open-dialog]")) {
       document.getElementById(target.dataset.openDialog).showModal();
     } else if (target.matches("tr[data-href]") && !event.target.closest("a, button, input")) {
       window.location.href = target.dataset.href;
     }
   });
+
+  // Fields that only apply to some values of a select: data-show-when="select_name:value1 value2".
+  // Without JavaScript they all show; the server ignores what does not apply.
+  function syncShownWhen(root) {
+    root.querySelectorAll("[data-show-when]").forEach(function (el) {
+      var rule = el.dataset.showWhen.split(":");
+      var form = el.closest("form");
+      var control = form && form.elements[rule[0]];
+      if (control) el.hidden = rule[1].split(" ").indexOf(control.value) < 0;
+    });
+  }
+  document.addEventListener("change", function (event) {
+    if (event.target.form) syncShownWhen(event.target.form);
+  });
+  document.addEventListener("DOMContentLoaded", function () { syncShownWhen(document); });
+  document.addEventListener("htmx:afterSettle", function () { syncShownWhen(document); });
 })();
