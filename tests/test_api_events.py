@@ -56,13 +56,22 @@ def batch(api_client: Any, payloads: list[Any]) -> Any:
     return api_client.post("/api/v1/events/batch", json={"events": payloads})
 
 
-def count_events() -> int:
-    return db.session.scalar(select(func.count()).select_from(Event))
+def count_events(setup: Any) -> int:
+    """The events of the test's organization (live-server tests commit theirs)."""
+    return db.session.scalar(
+        select(func.count()).select_from(Event).where(Event.organization_id == setup.org.id)
+    )
 
 
-def buckets() -> list[UsageBucket]:
+def buckets(setup: Any) -> list[UsageBucket]:
     db.session.expire_all()
-    return list(db.session.scalars(select(UsageBucket).order_by(UsageBucket.day)))
+    return list(
+        db.session.scalars(
+            select(UsageBucket)
+            .where(UsageBucket.subscription_id == setup.subscription.id)
+            .order_by(UsageBucket.day)
+        )
+    )
 
 
 def validation(details: dict[str, Any]) -> dict[str, Any]:
@@ -91,7 +100,7 @@ def test_post_event_stores_matches_and_answers_lagos_shape(api_client, setup):
     assert body["lago_subscription_id"] == str(setup.subscription.lago_id)
     assert body["lago_customer_id"] == str(setup.customer.lago_id)
     assert body["created_at"] == "2024-03-15T12:00:00Z"
-    [bucket] = buckets()
+    [bucket] = buckets(setup)
     assert (bucket.day.isoformat(), bucket.events_count, bucket.sum_value) == (
         "2024-03-15",
         1,
@@ -106,7 +115,7 @@ def test_absent_or_null_timestamp_means_now_and_is_local_day_bucketed(api_client
 
     assert response.json["event"]["timestamp"] == "2024-03-15T23:30:00.000Z"
     assert response.json["event"]["properties"] == {}
-    [bucket] = buckets()
+    [bucket] = buckets(setup)
     assert (bucket.day.isoformat(), bucket.events_count) == ("2024-03-16", 2)
 
 
@@ -150,7 +159,7 @@ def test_invalid_event_is_refused_and_nothing_is_stored(api_client, setup, field
 
     assert response.status_code == 422
     assert response.json == validation(details)
-    assert count_events() == 0
+    assert count_events(setup) == 0
 
 
 def test_missing_event_root_is_400(api_client, setup):
@@ -167,8 +176,8 @@ def test_identical_replay_answers_the_stored_event_and_counts_once(api_client, s
 
     assert second.status_code == 200
     assert second.json == first.json
-    assert count_events() == 1
-    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+    assert count_events(setup) == 1
+    assert [b.sum_value for b in buckets(setup)] == [Decimal(3)]
 
 
 def test_replay_without_timestamp_is_identical(api_client, setup):
@@ -178,7 +187,7 @@ def test_replay_without_timestamp_is_identical(api_client, setup):
 
     assert second.status_code == 200
     assert second.json["event"]["timestamp"] == first.json["event"]["timestamp"]
-    assert count_events() == 1
+    assert count_events(setup) == 1
 
 
 def test_same_transaction_id_with_another_payload_is_refused(api_client, setup):
@@ -191,8 +200,8 @@ def test_same_transaction_id_with_another_payload_is_refused(api_client, setup):
 
     assert response.status_code == 422
     assert response.json == validation({"transaction_id": ["value_already_exist"]})
-    assert count_events() == 1
-    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+    assert count_events(setup) == 1
+    assert [b.sum_value for b in buckets(setup)] == [Decimal(3)]
 
 
 def test_same_transaction_id_on_another_subscription_is_another_event(api_client, setup):
@@ -201,7 +210,7 @@ def test_same_transaction_id_on_another_subscription_is_another_event(api_client
     response = post(api_client, event("sub-2", "calls", "tx-1"))
 
     assert response.status_code == 200
-    assert count_events() == 2
+    assert count_events(setup) == 2
 
 
 def test_batch_stores_all_in_order(api_client, setup):
@@ -213,7 +222,7 @@ def test_batch_stores_all_in_order(api_client, setup):
 
     assert response.status_code == 200
     assert [e["transaction_id"] for e in response.json["events"]] == [f"b{i}" for i in range(5)]
-    [bucket] = buckets()
+    [bucket] = buckets(setup)
     assert (bucket.events_count, bucket.sum_value, bucket.max_value, bucket.latest_value) == (
         5,
         Decimal(10),
@@ -230,8 +239,8 @@ def test_batch_duplicate_inside_counts_once(api_client, setup):
     assert [e["lago_id"] for e in response.json["events"]] == [
         response.json["events"][0]["lago_id"]
     ] * 2
-    assert count_events() == 1
-    assert [b.sum_value for b in buckets()] == [Decimal(7)]
+    assert count_events(setup) == 1
+    assert [b.sum_value for b in buckets(setup)] == [Decimal(7)]
 
 
 def test_batch_with_a_conflicting_duplicate_inside_is_refused(api_client, setup):
@@ -245,7 +254,7 @@ def test_batch_with_a_conflicting_duplicate_inside_is_refused(api_client, setup)
 
     assert response.status_code == 422
     assert response.json == validation({"1": {"transaction_id": ["value_already_exist"]}})
-    assert count_events() == 0
+    assert count_events(setup) == 0
 
 
 def test_batch_with_a_replay_and_a_new_event_counts_the_new_one(api_client, setup):
@@ -257,8 +266,8 @@ def test_batch_with_a_replay_and_a_new_event_counts_the_new_one(api_client, setu
     )
 
     assert response.status_code == 200
-    assert count_events() == 2
-    assert [b.sum_value for b in buckets()] == [Decimal(3)]
+    assert count_events(setup) == 2
+    assert [b.sum_value for b in buckets(setup)] == [Decimal(3)]
 
 
 def test_batch_reusing_a_stored_key_is_refused_whole(api_client, setup):
@@ -273,8 +282,8 @@ def test_batch_reusing_a_stored_key_is_refused_whole(api_client, setup):
 
     assert response.status_code == 422
     assert response.json == validation({"1": {"transaction_id": ["value_already_exist"]}})
-    assert count_events() == 1
-    assert [b.sum_value for b in buckets()] == [Decimal(1)]
+    assert count_events(setup) == 1
+    assert [b.sum_value for b in buckets(setup)] == [Decimal(1)]
 
 
 def test_invalid_batch_item_rejects_the_whole_batch_keyed_by_index(api_client, setup):
@@ -294,8 +303,8 @@ def test_invalid_batch_item_rejects_the_whole_batch_keyed_by_index(api_client, s
             "2": {"timestamp": ["invalid_format"]},
         }
     )
-    assert count_events() == 0
-    assert buckets() == []
+    assert count_events(setup) == 0
+    assert buckets(setup) == []
 
 
 @pytest.mark.parametrize(
@@ -313,7 +322,7 @@ def test_batch_of_100_is_accepted(api_client, setup):
     response = batch(api_client, [event("sub-1", "calls") for _ in range(100)])
 
     assert response.status_code == 200
-    assert buckets()[0].events_count == 100
+    assert buckets(setup)[0].events_count == 100
 
 
 @pytest.mark.parametrize(
@@ -331,11 +340,13 @@ def test_unmatched_events_are_stored_flagged_and_announced(api_client, setup, pa
     response = post(api_client, payload)
 
     assert response.status_code == 200
-    stored = db.session.scalars(select(Event)).one()
+    stored = db.session.scalars(select(Event).where(Event.organization_id == setup.org.id)).one()
     assert stored.error_code == error_code
-    assert buckets() == []
+    assert buckets(setup) == []
     outbox = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.event_type == "event.error")
+        select(OutboxEvent).where(
+            OutboxEvent.organization_id == setup.org.id, OutboxEvent.event_type == "event.error"
+        )
     ).one()
     assert outbox.object_type == "event_error"
     assert outbox.payload["error_code"] == error_code
@@ -348,7 +359,8 @@ def test_deleted_metric_code_does_not_match(api_client, setup):
 
     post(api_client, event("sub-1", "calls", "tx"))
 
-    assert db.session.scalars(select(Event.error_code)).one() == "billable_metric_not_found"
+    error_code = select(Event.error_code).where(Event.organization_id == setup.org.id)
+    assert db.session.scalars(error_code).one() == "billable_metric_not_found"
 
 
 def test_event_goes_to_the_subscription_active_at_its_timestamp(api_client, setup):

@@ -298,19 +298,19 @@ def test_rebuild_gives_the_same_buckets_and_usage(api_client, app, org, metered)
         send(api_client, "storage", at, gb=day, region="eu" if day % 2 else "us")
         send(api_client, "level", at, gb=day * 3)
     before_usage = usage(api_client).json
-    before = bucket_rows()
+    before = bucket_rows(subscription.id)
 
     result = app.test_cli_runner().invoke(args=["usage", "rebuild", "--subscription", "sub"])
 
     assert result.exit_code == 0, result.output
     assert "sub: 38 events in" in result.output
-    assert bucket_rows() == before
+    assert bucket_rows(subscription.id) == before
     assert usage(api_client).json == before_usage
     [rebuilt] = usage_service.rebuild_usage([subscription.id])
     assert (rebuilt.events_count, rebuilt.buckets_count) == (38, len(before))
 
 
-def bucket_rows() -> list[tuple[Any, ...]]:
+def bucket_rows(subscription_id: int) -> list[tuple[Any, ...]]:
     db.session.expire_all()
     order = (UsageBucket.billable_metric_id, UsageBucket.day, UsageBucket.dimensions)
     columns = (
@@ -319,7 +319,11 @@ def bucket_rows() -> list[tuple[Any, ...]]:
     )  # fmt: skip
     return [
         tuple(getattr(bucket, name) for name in columns)
-        for bucket in db.session.scalars(select(UsageBucket).order_by(*order))
+        for bucket in db.session.scalars(
+            select(UsageBucket)
+            .where(UsageBucket.subscription_id == subscription_id)
+            .order_by(*order)
+        )
     ]
 
 
@@ -349,9 +353,13 @@ def test_daily_usage_and_event_lists(api_client, org, metered):
         "invalid_field_value",
         "subscription_not_found",
     }
-    assert db.session.scalar(select(Event.customer_id).where(Event.error_code.is_(None))) == (
-        customer.id
-    )
+    assert set(
+        db.session.scalars(
+            select(Event.customer_id).where(
+                Event.subscription_id == subscription.id, Event.error_code.is_(None)
+            )
+        )
+    ) == {customer.id}
 
 
 def test_cli_rebuild_refuses_an_unknown_subscription(app, db_session):
