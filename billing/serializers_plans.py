@@ -43,6 +43,7 @@ def serialize_charge_filter(charge_filter: ChargeFilter) -> dict[str, Any]:
         "invoice_display_name": charge_filter.invoice_display_name,
         "properties": charge_filter.properties or {},
         "values": charge_filter.values or {},
+        "created_at": iso_utc(charge_filter.created_at),
     }
 
 

@@ -114,6 +114,8 @@ class Input:
         value = self.payload[key]
         if value in (None, "") and nullable:
             self.values[key] = None
+        elif value in (None, ""):
+            self.error(key, "value_is_mandatory")
         elif isinstance(value, str) and value in choices:
             self.values[key] = value
         else:

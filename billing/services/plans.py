@@ -370,7 +370,9 @@ def parse_plan_input(
     data.integer("amount_cents")
     if "amount_currency" in payload:
         currency = payload["amount_currency"]
-        if isinstance(currency, str) and currency.strip().upper() in currency_codes():
+        if currency in (None, ""):
+            data.error("amount_currency", "value_is_mandatory")
+        elif isinstance(currency, str) and currency.strip().upper() in currency_codes():
             data.values["amount_currency"] = currency.strip().upper()
         else:
             data.error("amount_currency", "value_is_invalid")
