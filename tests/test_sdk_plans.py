@@ -17,21 +17,10 @@ from lago_python_client.models import (
 )
 from lago_python_client.models.charge import ChargeFilter
 
+from tests.test_api_plans import PROPERTIES, RANGES
 from tests.test_sdk_contract import UNAUTHORIZED, api_error, validation_body
 
 pytestmark = pytest.mark.live
-
-RANGES = [
-    {"from_value": 0, "to_value": 10, "per_unit_amount": "1", "flat_amount": "0"},
-    {"from_value": 11, "to_value": None, "per_unit_amount": "0.5", "flat_amount": "2"},
-]
-PROPERTIES = {
-    "standard": {"amount": "0.25"},
-    "graduated": {"graduated_ranges": RANGES},
-    "volume": {"volume_ranges": RANGES},
-    "package": {"amount": "5", "package_size": 100, "free_units": 10},
-    "percentage": {"rate": "1.5", "fixed_amount": "0.1"},
-}
 
 
 @pytest.fixture
