@@ -206,18 +206,27 @@ def test_a_customer_without_currency_takes_the_plan_currency(api_client, org):
     assert api_client.get("/api/v1/customers/bare").get_json()["customer"]["currency"] == "GBP"
 
 
-def test_an_external_id_active_elsewhere_or_on_the_same_plan_is_taken(api_client, org):
+def test_an_external_id_active_for_another_customer_is_taken(api_client, org):
     make_plan(org, "basic")
     create(api_client, external_customer_id="a", plan_code="basic", external_id="shared")
 
-    other_customer = post(
-        api_client, external_customer_id="b", plan_code="basic", external_id="shared"
-    )
-    same_plan = post(api_client, external_customer_id="a", plan_code="basic", external_id="shared")
+    response = post(api_client, external_customer_id="b", plan_code="basic", external_id="shared")
 
-    for response in (other_customer, same_plan):
-        assert response.status_code == 422
-        assert response.get_json() == validation({"external_id": ["value_already_exist"]})
+    assert response.status_code == 422
+    assert response.get_json() == validation({"external_id": ["value_already_exist"]})
+
+
+def test_posting_the_same_subscription_again_answers_with_it(api_client, org):
+    """As Lago: a retried create is safe, it neither fails nor starts a second subscription."""
+    make_plan(org, "basic")
+    first = create(api_client, external_customer_id="a", plan_code="basic", external_id="s1")
+
+    again = post(api_client, external_customer_id="a", plan_code="basic", external_id="s1")
+
+    assert again.status_code == 200
+    assert again.get_json()["subscription"]["lago_id"] == first["lago_id"]
+    listed = api_client.get("/api/v1/subscriptions?external_customer_id=a").get_json()
+    assert len(listed["subscriptions"]) == 1
 
 
 # ---------------------------------------------------------------------------------------------

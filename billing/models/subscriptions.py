@@ -88,7 +88,11 @@ class Subscription(Base):
 
     @property
     def anchor(self) -> datetime:
-        """The instant periods are computed from: the activation, else the requested start."""
+        """The instant periods are computed from. Anniversary periods keep the day of the
+        original `subscription_at` (an upgrade copies it); calendar periods start with the
+        subscription's own activation."""
+        if self.billing_time == BillingTime.ANNIVERSARY:
+            return self.subscription_at
         return self.started_at or self.subscription_at
 
     def period_at(self, at: datetime) -> Period:

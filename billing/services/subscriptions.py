@@ -321,7 +321,8 @@ def create_subscription(
     * the `external_id` of the customer's subscription with another plan: an upgrade (the new
       plan costs as much or more per year) replaces it now; a downgrade is scheduled for the
       end of the current period and the current subscription is returned;
-    * an `external_id` in use by another customer, or with the same plan: Conflict.
+    * the same `external_id` and plan again: the subscription as it is (safe retries);
+    * an `external_id` in use by another customer: Conflict.
     """
     at = at or now_utc()
     plan = find_plan(organization, data.get("plan_code"))
@@ -340,7 +341,7 @@ def create_subscription(
                 raise Conflict("external_id")
             return _start(organization, customer, plan, values, actor, at)
         if current.plan_id == plan.id:
-            raise Conflict("external_id")
+            return current  # a retried create: Lago answers with the subscription as it is
         if current.status == PENDING:
             return _change_pending_plan(organization, current, plan, values, actor, at)
         return _change_plan(organization, current, plan, values, data, actor, at)
