@@ -135,7 +135,14 @@ def test_invalid_metrics_are_refused_with_lagos_codes_and_nothing_is_stored(
 
     assert details(response) == expected
     assert count(BillableMetric, BillableMetric.organization_id == org.id) == 0
-    assert count(ActivityLog, ActivityLog.resource_type == "billable_metric") == 0
+    assert (
+        count(
+            ActivityLog,
+            ActivityLog.resource_type == "billable_metric",
+            ActivityLog.organization_id == org.id,
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize(
@@ -233,7 +240,10 @@ def test_update_changes_only_the_fields_sent(api_client, org):
     assert (metric["name"], metric["description"]) == ("Disk", "before")
     assert metric["rounding_function"] == "floor"
     entry = db.session.scalar(
-        select(ActivityLog).where(ActivityLog.activity_type == "billable_metric.updated")
+        select(ActivityLog).where(
+            ActivityLog.activity_type == "billable_metric.updated",
+            ActivityLog.organization_id == org.id,
+        )
     )
     assert entry.changes["name"][1] == "Disk"
 
@@ -246,7 +256,9 @@ def test_update_validates_the_merged_metric(api_client, org):
     )
 
     assert details(response) == {"field_name": ["value_is_mandatory"]}
-    assert db.session.scalar(select(BillableMetric.aggregation_type)) == "count_agg"
+    assert db.session.scalar(
+        select(BillableMetric.aggregation_type).where(BillableMetric.organization_id == org.id)
+    ) == "count_agg"  # fmt: skip
 
 
 def test_update_to_a_taken_code_is_refused(api_client, org):

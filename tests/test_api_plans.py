@@ -79,6 +79,15 @@ def create(api_client: Any, **fields: Any) -> Any:
     return api_client.post(URL, json={"plan": plan_payload(**fields)})
 
 
+def in_org(org: Any) -> Any:
+    return ActivityLog.organization_id == org.id
+
+
+def of_org(org: Any) -> Any:
+    """Charges of the organization's plans (live-server tests commit other organizations')."""
+    return Charge.plan_id.in_(select(Plan.id).where(Plan.organization_id == org.id))
+
+
 def stored(org: Any) -> tuple[int, int, int]:
     """Plans, charges and plan audit entries of the organization (nothing-written checks)."""
     plans = count(Plan, Plan.organization_id == org.id)
@@ -124,7 +133,9 @@ def test_create_with_a_charge_of_each_model(api_client, org, metric):
     ]  # fmt: skip
     assert plan["charges"][0]["billable_metric_code"] == "api_calls"
     assert plan["charges"][0]["lago_billable_metric_id"] == str(metric.lago_id)
-    entry = db.session.scalar(select(ActivityLog).where(ActivityLog.resource_type == "plan"))
+    entry = db.session.scalar(
+        select(ActivityLog).where(ActivityLog.resource_type == "plan", in_org(org))
+    )
     assert (entry.activity_type, entry.resource_id) == ("plan.created", plan["lago_id"])
     assert entry.customer_id is None
 
@@ -376,9 +387,9 @@ def test_update_updates_listed_charges_creates_new_ones_and_removes_the_rest(
     ]  # fmt: skip
     assert plan["charges"][0]["properties"] == {"amount": "9"}
     assert plan["charges"][0]["charge_model"] == "standard"
-    assert count(Charge, Charge.code == "drop", Charge.deleted_at.is_not(None)) == 1
+    assert count(Charge, Charge.code == "drop", Charge.deleted_at.is_not(None), of_org(org)) == 1
     entry = db.session.scalar(
-        select(ActivityLog).where(ActivityLog.activity_type == "plan.updated")
+        select(ActivityLog).where(ActivityLog.activity_type == "plan.updated", in_org(org))
     )
     assert "charges" in entry.changes and "name" in entry.changes
 
@@ -439,7 +450,7 @@ def test_delete_soft_deletes_and_answers_with_the_plan(api_client, org):
     assert response.get_json()["plan"]["code"] == "pro"
     assert api_client.get(f"{URL}/pro").status_code == 404
     assert db.session.get(Plan, plan.id).deleted_at is not None
-    assert count(ActivityLog, ActivityLog.activity_type == "plan.deleted") == 1
+    assert count(ActivityLog, ActivityLog.activity_type == "plan.deleted", in_org(org)) == 1
 
 
 @pytest.mark.parametrize("status", ["active", "pending"])
@@ -483,7 +494,7 @@ def test_charge_routes(api_client, org, metric):
     assert deleted.get_json()["charge"]["code"] == "calls"
     assert [c["code"] for c in api_client.get(base).get_json()["charges"]] == ["api_calls"]
     assert api_client.get(f"{base}/calls").get_json()["code"] == "charge_not_found"
-    assert count(ActivityLog, ActivityLog.activity_type == "plan.updated") == 3
+    assert count(ActivityLog, ActivityLog.activity_type == "plan.updated", in_org(org)) == 3
 
 
 def test_charge_route_errors(api_client, org, metric):
@@ -528,7 +539,14 @@ def test_charge_filter_routes(api_client, org, metric):
     assert shown["filter"]["properties"] == {"amount": "2"}
     assert deleted.status_code == 200
     assert api_client.get(path).get_json()["code"] == "charge_filter_not_found"
-    assert count(ChargeFilter, ChargeFilter.deleted_at.is_(None)) == 0
+    assert (
+        count(
+            ChargeFilter,
+            ChargeFilter.deleted_at.is_(None),
+            ChargeFilter.charge_id.in_(select(Charge.id).where(of_org(org))),
+        )
+        == 0
+    )
 
 
 # --- metadata ----------------------------------------------------------------------------
