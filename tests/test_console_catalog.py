@@ -521,3 +521,35 @@ def test_another_organizations_catalog_does_not_exist_here(agent_client):
     )
     assert response.status_code == 422
     assert "no longer exists" in response.text
+
+
+def test_an_added_filter_row_is_empty_and_filter_errors_show_in_the_filters(agent_client, org):
+    added = agent_client.get("/billable-metrics/filter-row?index=2", htmx=True)
+    assert 'name="filters-2-values" value=""' in added.text
+    assert 'id="add-metric-filter" hx-swap-oob="true"' in added.text and "index=3" in added.text
+
+    response = agent_client.post(
+        "/billable-metrics/new",
+        data={"name": "Calls", "code": "calls", "aggregation_type": "count_agg",
+              "filters-0-key": "region", "filters-0-values": ", ,"},
+        htmx=True,
+    )  # fmt: skip
+
+    assert response.status_code == 422
+    filters = response.text.split('id="metric-filters-fieldset"')[1]
+    assert "Each filter needs a key and at least one value." in filters
+
+
+def test_the_base_amount_and_the_charges_are_checked_together(agent_client, org):
+    metric = factories.make_billable_metric(org)
+
+    response = agent_client.post(
+        "/plans/new",
+        data={**plan_form(amount="1.234"), **charge_fields(0, metric, "standard", amount="x")},
+        htmx=True,
+    )
+
+    assert response.status_code == 422
+    assert "EUR amounts have 2 decimals." in response.text
+    charge = response.text.split('<fieldset class="charge-row')[1]
+    assert "Enter an amount of 0 or more, such as 0.05." in charge

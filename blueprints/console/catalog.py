@@ -118,6 +118,7 @@ MESSAGES = {
     ("rounding_precision", "value_is_out_of_range"): "Enter a number of decimals from 0 to 15.",
     ("trial_period", "value_is_out_of_range"): "Enter a number of days of 0 or more.",
     ("filters", "value_is_invalid"): "Each filter needs a key and at least one value.",
+    ("filters", "value_is_mandatory"): "Each filter needs a key and at least one value.",
     ("filters", "value_already_exist"): "Each filter key can appear only once.",
     ("interval", "value_is_invalid"): "Choose an interval from the list.",
     ("interval", "value_is_immutable"): "The interval is locked while subscriptions use the plan.",
@@ -342,6 +343,7 @@ def _render_metric_form(
     status: int,
     filter_rows: list[dict[str, str]],
     unplaced: list[str] | None = None,
+    filter_errors: list[str] | None = None,
 ) -> ResponseReturnValue:
     return render_htmx(
         "console/metric_form.html",
@@ -351,6 +353,7 @@ def _render_metric_form(
         metric=metric,
         filter_rows=filter_rows,
         unplaced=unplaced or [],
+        filter_errors=filter_errors or [],
         recurring_types=RECURRING_AGGREGATION_TYPES,
     )
 
@@ -403,8 +406,14 @@ def _save_metric(form: MetricForm, metric: BillableMetric | None) -> ResponseRet
             notice = "Billable metric saved."
     except ValidationFailed as exc:
         db.session.rollback()
-        unplaced = apply_errors(form, exc.details, catalog_message)
-        return _render_metric_form(form, metric, 422, filter_rows, unplaced)
+        details = dict(exc.details)
+        filter_errors = [
+            catalog_message("filters", code)
+            for key in [k for k in details if k.startswith("filters")]
+            for code in details.pop(key)
+        ]
+        unplaced = apply_errors(form, details, catalog_message)
+        return _render_metric_form(form, metric, 422, filter_rows, unplaced, filter_errors)
     db.session.commit()
     flash(notice, "success")
     return _redirect(url_for("console.metric", lago_id=metric.lago_id))
@@ -811,9 +820,17 @@ def _save_plan(form: PlanForm, plan: Plan | None) -> ResponseReturnValue:
     rows = [row for row in rows if not row.is_blank or row.id]
     valid = form.validate()
     amount_cents = _amount_cents(form)
-    if not valid or form.amount.errors:
-        return _render_plan_form(form, plan, 422, rows)
     payload = _plan_payload(form, rows, amount_cents)
+    if not valid or form.amount.errors:
+        # Show the charges' errors too, not one batch after another: the service's checks
+        # alone, which write nothing.
+        try:
+            details = plan_service.parse_plan_input(organization, payload, plan).errors
+        except NotFound:
+            details = {}
+        details = {k: v for k, v in details.items() if k.startswith("charges")}
+        unplaced = place_plan_errors(form, rows, details)
+        return _render_plan_form(form, plan, 422, rows, unplaced)
     try:
         if plan is None:
             plan = plan_service.create_plan(organization, payload, agent_actor())
