@@ -104,6 +104,12 @@ def seed_demo_command() -> None:
                 f"                   (also {', '.join(DEMO_AGENTS)}, same password)",
                 f"    API          : {base}/api/v1  with  Authorization: Bearer {DEMO_API_KEY}",
                 f"    customers    : {summary.customers_total} ({summary.customers_created} new)",
+                *(
+                    [f"    usage        : {summary.metering.subscriptions} subscriptions, "
+                     f"{summary.metering.events} events of the last 30 days (new)"]
+                    if summary.metering
+                    else []
+                ),  # fmt: skip
                 "",
             ]
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from billing.demo_metering import MeteringSummary, seed_metering
 from billing.errors import NotFound
 from billing.models import Agent, ApiKey, Customer, Organization, SavedView
 from billing.services import audit
@@ -368,6 +369,8 @@ class DemoSummary:
     organization_name: str
     customers_created: int
     customers_total: int
+    #: the usage billing seeded by this run, or None when it was there already
+    metering: MeteringSummary | None = None
 
 
 def seed_demo() -> DemoSummary:
@@ -426,4 +429,4 @@ def seed_demo() -> DemoSummary:
             Customer.organization_id == organization.id, Customer.deleted_at.is_(None)
         )
     )
-    return DemoSummary(organization.name, created, total or 0)
+    return DemoSummary(organization.name, created, total or 0, seed_metering(organization))

@@ -3,7 +3,7 @@
 from sqlalchemy import func, select
 
 from billing.demo import DEMO_API_KEY
-from billing.models import Agent, Customer, Organization
+from billing.models import Agent, Customer, Event, Organization
 from extensions import db
 
 
@@ -88,3 +88,39 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     assert len(customers) == total
     assert any(c["external_id"].startswith("cus_") for c in customers)
     assert any(c["metadata"] for c in customers)
+
+
+def test_demo_seed_meters_usage_once(app, client, db_session):
+    """The demo shows plans, live subscriptions with a month of usage, a scheduled downgrade,
+    a subscription waiting for its start and the rejected events of the debugger."""
+    first = run(app, "demo", "seed")
+    second = run(app, "demo", "seed")
+    api = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+
+    assert "subscriptions" in first.output and "events" in first.output
+    assert "usage" not in second.output
+    plans = client.get("/api/v1/plans", headers=api).get_json()["plans"]
+    assert {"starter", "growth", "growth_usd", "marketplace"} <= {p["code"] for p in plans}
+    usage = client.get(
+        "/api/v1/customers/acme-corp/current_usage?external_subscription_id=acme-growth",
+        headers=api,
+    ).get_json()["customer_usage"]
+    assert usage["currency"] == "USD" and usage["amount_cents"] > 0
+    assert all(charge["events_count"] > 0 for charge in usage["charges_usage"])
+    statuses = client.get(
+        "/api/v1/subscriptions?external_customer_id=vandelay&status[]=active&status[]=pending",
+        headers=api,
+    ).get_json()["subscriptions"]
+    assert {(s["status"], s["plan_code"]) for s in statuses} == {
+        ("active", "growth_usd"),
+        ("pending", "starter_usd"),
+    }
+    pending = client.get("/api/v1/subscriptions/rossi-starter?status=pending", headers=api)
+    assert pending.get_json()["subscription"]["status"] == "pending"
+    rejected = db.session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .join(Organization, Organization.id == Event.organization_id)
+        .where(Organization.name == "Demo Org", Event.error_code.is_not(None))
+    )
+    assert rejected == 2
