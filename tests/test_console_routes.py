@@ -113,3 +113,15 @@ def test_templates_need_no_inline_script_or_style():
         assert not re.search(r"\son[a-z]+\s*=", text), template
         assert "hx-on" not in text, template
         assert not re.search(r"\sstyle\s*=", text), template
+
+
+def test_subscription_routes_are_in_the_inventory(app):
+    """The subscriptions tab's changes need `write`; its reads (the tab, the events debugger)
+    are open to every agent."""
+    writes = {"console.assign_plan", "console.change_plan", "console.terminate_subscription"}
+    for endpoint in writes:
+        assert app.view_functions[endpoint].required_permission == "write", endpoint
+    rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
+    assert rules["console.customer_events"].methods >= {"GET"}
+    assert "POST" not in rules["console.customer_events"].methods
+    assert rules["console.assign_plan"].rule == "/customers/<uuid:lago_id>/subscriptions/new"

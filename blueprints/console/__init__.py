@@ -18,4 +18,12 @@ def require_login() -> ResponseReturnValue | None:
     return redirect(login_url)
 
 
-from blueprints.console import audit, catalog, customers, dashboard, imports, settings  # noqa: E402,F401
+from blueprints.console import (  # noqa: E402,F401
+    audit,
+    catalog,
+    customers,
+    dashboard,
+    imports,
+    settings,
+    subscriptions,
+)

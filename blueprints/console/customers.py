@@ -30,8 +30,9 @@ from billing.errors import ValidationFailed
 from billing.models import ActivityLog, Customer, SavedView
 from billing.reference import currency_codes
 from billing.services import customers as customer_service
+from billing.services import subscriptions as subscription_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp
+from blueprints.console import bp, subscriptions
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -482,7 +483,12 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
     organization = current_organization()
     customer = customer_or_404(lago_id)
     context: dict[str, Any] = {"customer": customer, "tab": tab, "tabs": TABS}
-    if tab == "overview":
+    context.update(subscriptions.header_summary(customer))
+    if tab == "subscriptions":
+        context.update(
+            subscriptions.subscriptions_tab_context(customer, live=request.args.get("live") == "1")
+        )
+    elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
     elif tab == "activity":
         who = request.args.get("who", "")
@@ -543,6 +549,13 @@ def deletion_consequences(customer: Customer) -> list[str]:
     if customer.integration_customers:
         names = ", ".join(i.integration_type for i in customer.integration_customers)
         consequences.append(f"Links to {names} are kept with it but no longer synced.")
+    for subscription in subscription_service.customer_subscriptions(customer):
+        if subscription.previous_subscription_id is not None:
+            continue  # a scheduled downgrade goes with the subscription it replaces
+        ends = "is terminated" if subscription.status == "active" else "is canceled (not started)"
+        consequences.append(
+            f"Subscription {subscription.external_id} to {subscription.plan.name} {ends}."
+        )
     consequences.append("A customer.deleted webhook is sent to your endpoints.")
     return consequences
 

@@ -90,4 +90,20 @@
   });
   document.addEventListener("DOMContentLoaded", function () { syncShownWhen(document); });
   document.addEventListener("htmx:afterSettle", function () { syncShownWhen(document); });
+
+  // A form loaded by htmx into <dialog data-htmx-dialog> opens it as a modal; its
+  // [data-close-dialog] link closes it (without JavaScript the link goes back to the page).
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var dialog = event.detail.target.closest("dialog[data-htmx-dialog]");
+    if (dialog && !dialog.open) {
+      dialog.showModal();
+      var first = dialog.querySelector("select, input:not([type=hidden]), textarea");
+      if (first) first.focus();
+    }
+  });
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-close-dialog]");
+    var dialog = close && close.closest("dialog");
+    if (dialog) { event.preventDefault(); dialog.close(); }
+  });
 })();
