@@ -177,9 +177,9 @@ class UsageChart:
     bar_width: float
     total: Decimal
 
-    WIDTH = 640
-    HEIGHT = 170
-    LEFT = 52
+    WIDTH = 480
+    HEIGHT = 150
+    LEFT = 44
     RIGHT = 8
     TOP = 10
     BOTTOM = 24
@@ -215,7 +215,7 @@ class UsageChart:
             (round(cls.HEIGHT - cls.BOTTOM - plot_height * share, 2), format_units(top * share))
             for share in (Decimal(0), Decimal("0.5"), Decimal(1))
         ]
-        every = max(1, -(-len(series) // 10))  # at most about ten date labels
+        every = max(1, -(-len(series) // 7))  # at most seven date labels: they must not touch
         labels = [
             (round(cls.LEFT + index * slot + slot / 2, 2), f"{day:%b} {day.day}")
             for index, (day, _units) in enumerate(series)
@@ -377,8 +377,8 @@ class AssignPlanForm(FlaskForm):
     billing_time = Select(
         "Billing time",
         [
-            ("calendar", "Calendar: periods start on the 1st (week: Monday)"),
-            ("anniversary", "Anniversary: periods start on the start date's day"),
+            ("calendar", "Calendar (periods start on the 1st)"),
+            ("anniversary", "Anniversary (on the start date's day)"),
         ],
     )
     subscription_at = DateField("Start date", validators=[Optional()])
@@ -397,8 +397,12 @@ def plan_label(plan: Plan) -> str:
     return f"{plan.name} — {interval} · {format_money(plan.amount_cents, plan.amount_currency)}"
 
 
-def _plan_choices(plans: list[Plan], current: Subscription | None = None) -> list[tuple[str, str]]:
+def _plan_choices(
+    plans: list[Plan], currency: str | None, current: Subscription | None = None
+) -> list[tuple[str, str]]:
     choices = [("", "Choose a plan…")]
+    # the customer's currency first: those are the plans it can take
+    plans = sorted(plans, key=lambda plan: plan.amount_currency != currency)
     for plan in plans:
         if current is not None and plan.id == current.plan_id:
             continue
@@ -507,7 +511,7 @@ def assign_plan(lago_id: uuid.UUID) -> ResponseReturnValue:
     date in the future makes the subscription pending until then."""
     customer = customer_or_404(lago_id, include_deleted=False)
     form = AssignPlanForm()
-    form.plan_code.choices = _plan_choices(live_plans())
+    form.plan_code.choices = _plan_choices(live_plans(), customer.currency)
     if request.method == "GET":
         form.billing_time.data = "calendar"
         form.subscription_at.data = _today(customer)
@@ -575,7 +579,7 @@ def change_plan(lago_id: uuid.UUID, subscription_id: uuid.UUID) -> ResponseRetur
         flash("Only an active or pending subscription can change plan.", "error")
         return _redirect(_tab_url(customer))
     form = ChangePlanForm()
-    form.plan_code.choices = _plan_choices(live_plans(), subscription)
+    form.plan_code.choices = _plan_choices(live_plans(), customer.currency, subscription)
     if request.method == "GET":
         return _render_assign(customer, form, 200, subscription)
     if not form.validate():

@@ -101,6 +101,14 @@
       if (first) first.focus();
     }
   });
+  // The customer's tabs swap only the panel: keep the tab bar's current tab in step.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var panel = document.getElementById("customer-tab");
+    if (!panel || !panel.dataset.tab) return;
+    document.querySelectorAll("nav.tabs a").forEach(function (link) {
+      if (link.pathname.split("/").pop() === panel.dataset.tab) link.setAttribute("aria-current", "page"); else link.removeAttribute("aria-current");
+    });
+  });
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-close-dialog]");
     var dialog = close && close.closest("dialog");
