@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
 from billing.models import BillableMetric, Plan
 from extensions import db
@@ -553,3 +555,234 @@ def test_the_base_amount_and_the_charges_are_checked_together(agent_client, org)
     assert "EUR amounts have 2 decimals." in response.text
     charge = response.text.split('<fieldset class="charge-row')[1]
     assert "Enter an amount of 0 or more, such as 0.05." in charge
+
+
+# --- charge filters and locked fields --------------------------------------------------------
+
+
+class FormFields(HTMLParser):
+    """The fields a browser would post from the first <form> of a page, as (name, value) pairs:
+    inputs (ticked boxes only), selected options, textareas; disabled fields left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "disabled" in a:
+            return
+        if tag == "input" and a.get("name") and a.get("type") not in ("submit", "button"):
+            if a.get("type") != "checkbox" or "checked" in a:
+                self.pairs.append((a["name"], a.get("value") or ""))
+        elif tag == "select":
+            self._select = a.get("name")
+        elif tag == "option" and self._select and "selected" in a:
+            self.pairs.append((self._select, a.get("value") or ""))
+        elif tag == "textarea" and a.get("name"):
+            self._textarea = a["name"]
+            self.pairs.append((self._textarea, ""))
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            name, value = self.pairs.pop()
+            self.pairs.append((name, value + data.lstrip("\n")))
+
+
+def posted_form(html: str) -> MultiDict:
+    parser = FormFields()
+    parser.feed(html)
+    return MultiDict(parser.pairs)
+
+
+def filter_fields(charge, index, values, **fields):
+    """Form fields of filter `index` of charge `charge`: values={key: [ticked, …]}."""
+    prefix = f"charges-{charge}-filters-{index}-"
+    data = MultiDict({prefix + name: value for name, value in fields.items()})
+    for key, ticked in values.items():
+        for value in ticked:
+            data.add(f"{prefix}values-{key}", value)
+    return data
+
+
+def form_data(*parts):
+    data = MultiDict()
+    for part in parts:
+        for name, value in part.items(multi=True) if isinstance(part, MultiDict) else part.items():
+            data.add(name, value)
+    return data
+
+
+@pytest.fixture
+def compute(org):
+    return factories.make_billable_metric(
+        org, name="Compute", code="compute", filters=[
+            {"key": "region", "values": ["eu", "us"]},
+            {"key": "cloud", "values": ["aws", "gcp"]},
+        ],
+    )  # fmt: skip
+
+
+def test_create_a_plan_with_charge_filters_and_see_their_prices(agent_client, org, compute):
+    form = agent_client.get("/plans/charge-row", query_string={
+        "index": "0", "charges-0-billable_metric_id": str(compute.lago_id)})  # fmt: skip
+    # Choosing a metric with filters offers to add some.
+    assert 'id="add-filter-0"' in form.text and 'id="charge-0-filters"' in form.text
+
+    response = agent_client.post(
+        "/plans/new",
+        data=form_data(
+            plan_form(),
+            charge_fields(0, compute, "graduated", tiers=[("0", "", "1", "")]),
+            filter_fields(0, 0, {"region": ["eu"], "cloud": ["__ALL_FILTER_VALUES__"]},
+                          invoice_display_name="Compute EU",
+                          **{"tiers-0-from_value": "0", "tiers-0-per_unit_amount": "0.8"}),
+            # an added row left empty is not sent
+            filter_fields(0, 3, {}, **{"tiers-0-from_value": "0"}),
+        ),
+    )  # fmt: skip
+
+    assert response.status_code == 302, response.text
+    [charge] = live_plan(org, "startup").charges
+    [charge_filter] = charge.filters
+    assert charge_filter.values == {"region": ["eu"], "cloud": ["__ALL_FILTER_VALUES__"]}
+    assert charge_filter.invoice_display_name == "Compute EU"
+    [tier] = charge_filter.properties["graduated_ranges"]
+    assert (tier["from_value"], tier["to_value"], tier["per_unit_amount"]) == (0, None, "0.8")
+    page = agent_client.get(f"/plans/{charge.plan.lago_id}").text
+    line = page.split('class="charge-filter-line"')[1].split("</section>")[0]
+    assert "region" in line and ">eu<" in line and "any value" in line
+    assert "0.8" in line and "Compute EU" in line
+
+
+def test_charge_filters_round_trip_unchanged_through_the_edit_form(agent_client, org, compute):
+    plan = factories.make_plan(org, code="grid", charges=[
+        {"billable_metric_id": str(compute.lago_id), "charge_model": "package",
+         "properties": {"amount": "5", "package_size": 100, "free_units": 0},
+         "filters": [
+             {"invoice_display_name": "EU", "values": {"region": ["eu"]},
+              "properties": {"amount": "6", "package_size": 50, "free_units": 10}},
+             {"values": {"region": ["us"], "cloud": ["__ALL_FILTER_VALUES__"]},
+              "properties": {"amount": "4", "package_size": 100, "free_units": 0}},
+         ]},
+    ])  # fmt: skip
+    before = [
+        (f.lago_id, f.values, f.properties, f.invoice_display_name) for f in plan.charges[0].filters
+    ]
+
+    form = agent_client.get(f"/plans/{plan.lago_id}/edit")
+    assert len(re.findall(r'<fieldset class="charge-filter[" ]', form.text)) == 2
+    response = agent_client.post(f"/plans/{plan.lago_id}/edit", data=posted_form(form.text))
+
+    assert response.status_code == 302, response.text
+    after = [
+        (f.lago_id, f.values, f.properties, f.invoice_display_name)
+        for f in live_plan(org, "grid").charges[0].filters
+    ]
+    assert after == before
+
+
+def test_removing_a_filter_row_removes_the_filter(agent_client, org, compute):
+    plan = factories.make_plan(org, code="grid", charges=[
+        {"billable_metric_id": str(compute.lago_id), "charge_model": "standard",
+         "properties": {"amount": "1"},
+         "filters": [{"values": {"region": ["eu"]}, "properties": {"amount": "2"}},
+                     {"values": {"region": ["us"]}, "properties": {"amount": "3"}}]},
+    ])  # fmt: skip
+    data = posted_form(agent_client.get(f"/plans/{plan.lago_id}/edit").text)
+    for name in [n for n in data if n.startswith("charges-0-filters-0-")]:
+        del data[name]
+
+    assert agent_client.post(f"/plans/{plan.lago_id}/edit", data=data).status_code == 302
+    [kept] = live_plan(org, "grid").charges[0].filters
+    assert kept.values == {"region": ["us"]} and kept.properties == {"amount": "3"}
+
+
+def test_filter_errors_appear_on_the_right_filter_and_field(agent_client, org, compute):
+    response = agent_client.post(
+        "/plans/new",
+        data=form_data(
+            plan_form(),
+            charge_fields(0, compute, "standard", amount="1"),
+            filter_fields(0, 0, {"region": ["eu"]}, amount="2"),
+            filter_fields(0, 1, {}, amount="abc", invoice_display_name="Nowhere"),
+        ),
+        htmx=True,
+    )
+
+    assert response.status_code == 422
+    filters = response.text.split('<fieldset class="charge-filter')[1:]
+    assert len(filters) == 2
+    assert "field-error" not in filters[0]
+    values, amount = filters[1].split('id="charges-0-filters-1-amount"')
+    assert "Choose at least one value" in values
+    assert "Enter an amount of 0 or more" in amount
+    assert 'value="Nowhere"' in filters[1]
+    assert live_plan(org, "startup") is None
+
+
+def test_add_a_filter_row_with_and_without_javascript(agent_client, org, compute):
+    added = agent_client.get("/plans/charge-filter-row", htmx=True, query_string={
+        "index": "2", "filter_index": "1", "charges-2-billable_metric_id": str(compute.lago_id),
+        "charges-2-charge_model": "percentage"})  # fmt: skip
+    assert 'id="charge-2-filter-1"' in added.text
+    assert 'name="charges-2-filters-1-values-cloud" value="aws"' in added.text
+    assert 'name="charges-2-filters-1-rate"' in added.text
+    assert 'id="add-filter-2"' in added.text and "filter_index=2" in added.text
+
+    response = agent_client.post("/plans/new", data={
+        **plan_form(), **charge_fields(0, compute, "standard", amount="1"),
+        "form_action": "add_filter:0"})  # fmt: skip
+    assert response.status_code == 200
+    assert 'id="charge-0-filter-0"' in response.text and live_plan(org, "startup") is None
+
+
+def test_a_plan_with_live_subscriptions_shows_its_terms_locked(agent_client, org):
+    plan = factories.make_plan(org, code="busy", charges=[])
+    factories.make_subscription(org, plan=plan)
+
+    form = agent_client.get(f"/plans/{plan.lago_id}/edit").text
+    assert form.count("Locked: used by 1 active subscription.") == 4
+    assert re.search(r'<input[^>]*id="code"[^>]*readonly', form)
+    assert re.search(
+        r'<select[^>]*disabled[^>]*id="interval"|<select[^>]*id="interval"[^>]*disabled', form
+    )
+
+    # The locked fields are not posted (or tampered with): the stored ones are kept.
+    data = posted_form(form)
+    data["code"] = "renamed"
+    data["name"] = "Busy plan"
+    assert agent_client.post(f"/plans/{plan.lago_id}/edit", data=data).status_code == 302
+    plan = live_plan(org, "busy")
+    assert (plan.name, plan.interval, plan.amount_currency) == ("Busy plan", "monthly", "EUR")
+    assert "Locked" not in agent_client.get(
+        f"/plans/{factories.make_plan(org, charges=[]).lago_id}/edit").text  # fmt: skip
+
+
+def test_a_metric_in_use_shows_its_aggregation_locked(agent_client, org):
+    metric = factories.make_billable_metric(org, code="gb", aggregation_type="sum_agg")
+    plan = factories.make_plan(org, charges=[
+        {"billable_metric_id": str(metric.lago_id), "charge_model": "standard",
+         "properties": {"amount": "1"}}])  # fmt: skip
+    factories.make_subscription(org, plan=plan)
+    factories.make_subscription(org, plan=plan)
+
+    form = agent_client.get(f"/billable-metrics/{metric.lago_id}/edit").text
+    assert form.count("Locked: used by 2 active subscriptions.") == 4
+    assert re.search(r'<input[^>]*id="code"[^>]*readonly', form)
+
+    data = posted_form(form)
+    data["name"] = "Gigabytes"
+    data["code"] = "renamed"
+    assert (
+        agent_client.post(f"/billable-metrics/{metric.lago_id}/edit", data=data).status_code == 302
+    )
+    assert live_metric(org, "gb").name == "Gigabytes"

@@ -15,19 +15,25 @@ from babel.numbers import format_currency
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import distinct, func, select
 from werkzeug.datastructures import MultiDict
 from wtforms import BooleanField, IntegerField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from billing.aggregation import AGGREGATION_TYPES, RECURRING_AGGREGATION_TYPES, ROUNDING_FUNCTIONS
+from billing.aggregation import (
+    AGGREGATION_TYPES,
+    ALL_FILTER_VALUES,
+    RECURRING_AGGREGATION_TYPES,
+    ROUNDING_FUNCTIONS,
+)
 from billing.errors import NotAllowed, NotFound, ValidationFailed
-from billing.models import BillableMetric, Plan, PlanInterval
+from billing.models import BillableMetric, Charge, Plan, PlanInterval, Subscription
 from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
 from billing.pricing import CHARGE_MODELS
 from billing.serializers_plans import PlanCounts
 from billing.services import metrics as metric_service
 from billing.services import plans as plan_service
+from billing.services.metrics import LIVE_SUBSCRIPTION_STATUSES
 from blueprints.console import bp
 from blueprints.console.forms import Select, currency_choices
 from blueprints.console.helpers import (
@@ -120,6 +126,10 @@ MESSAGES = {
     ("filters", "value_is_invalid"): "Each filter needs a key and at least one value.",
     ("filters", "value_is_mandatory"): "Each filter needs a key and at least one value.",
     ("filters", "value_already_exist"): "Each filter key can appear only once.",
+    ("values", "value_is_invalid"): (
+        "Choose at least one value, among the metric's own, for one of the keys."
+    ),
+    ("values", "value_already_exist"): "Another filter of this charge matches the same values.",
     ("interval", "value_is_invalid"): "Choose an interval from the list.",
     ("interval", "value_is_immutable"): "The interval is locked while subscriptions use the plan.",
     ("amount_currency", "value_is_immutable"): (
@@ -355,6 +365,7 @@ def _render_metric_form(
         unplaced=unplaced or [],
         filter_errors=filter_errors or [],
         recurring_types=RECURRING_AGGREGATION_TYPES,
+        locked=metric_lock(metric),
     )
 
 
@@ -393,6 +404,10 @@ def edit_metric(lago_id: uuid.UUID) -> ResponseReturnValue:
 
 def _save_metric(form: MetricForm, metric: BillableMetric | None) -> ResponseReturnValue:
     organization = current_organization()
+    if metric is not None and metric_lock(metric):
+        # Shown read-only (disabled fields are not posted): keep the stored values.
+        form.code.data, form.field_name.data = metric.code, metric.field_name or ""
+        form.aggregation_type.data, form.recurring.data = metric.aggregation_type, metric.recurring
     filter_rows = _metric_filter_rows(request.form)
     if not form.validate():
         return _render_metric_form(form, metric, 422, filter_rows)
@@ -495,25 +510,18 @@ class PlanForm(FlaskForm):
 
 
 @dataclass
-class ChargeRow:
-    """One charge of the plan form, as typed (strings), with its errors by field."""
+class Prices:
+    """The price fields of a charge or of one of its filters, as typed (strings), with their
+    errors by field. Both read and render them the same way under their own name prefix."""
 
-    index: int
-    id: str = ""
-    code: str = ""
-    billable_metric_id: str = ""
     charge_model: str = "standard"
-    pay_in_advance: bool = False
-    invoice_display_name: str = ""
     properties: dict[str, str] = field(default_factory=dict)
     tiers: list[dict[str, str]] = field(default_factory=list)
-    #: price filters the charge has (kept as they are: the form does not edit them yet)
-    filters_count: int = 0
     errors: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def prefix(self) -> str:
-        return f"charges-{self.index}-"
+        raise NotImplementedError
 
     @property
     def fields(self) -> tuple[tuple[str, str, str], ...]:
@@ -524,70 +532,42 @@ class ChargeRow:
         return self.charge_model in TIERED_MODELS
 
     @property
-    def is_blank(self) -> bool:
-        return not self.billable_metric_id and not any(self.properties.values())
-
-    @property
-    def other_errors(self) -> list[str]:
-        """Errors of no field shown in the row (code, filters…), shown at its top."""
-        shown = {
-            *ROW_FIELDS,
-            f"{self.charge_model}_ranges",
-            *(name for name, _label, _kind in self.fields),
-        }
-        return [m for name, messages in self.errors.items() if name not in shown for m in messages]
+    def prices_blank(self) -> bool:
+        """Nothing typed: no property, and tiers with no bound or price besides the first 0."""
+        typed_tiers = any(
+            tier[name] for tier in self.tiers for name in TIER_FIELDS if name != "from_value"
+        )
+        return not any(self.properties.values()) and not typed_tiers
 
     def add_error(self, field_name: str, message: str) -> None:
         self.errors.setdefault(field_name, []).append(message)
 
-    @classmethod
-    def from_form(cls, form: MultiDict[str, str], index: int) -> ChargeRow:
-        p = f"charges-{index}-"
-        model = form.get(p + "charge_model", "standard")
-        model = model if model in MODEL_FIELDS else "standard"
-        row = cls(
-            index=index,
-            id=form.get(p + "id", ""),
-            code=form.get(p + "code", ""),
-            billable_metric_id=form.get(p + "billable_metric_id", ""),
-            charge_model=model,
-            pay_in_advance=form.get(p + "pay_in_advance") == "y",
-            invoice_display_name=form.get(p + "invoice_display_name", "").strip(),
-            filters_count=max(0, int_arg(form.get(p + "filters_count"), 0)),
-            properties={
-                name: form.get(p + name, "").strip()
-                for fields in MODEL_FIELDS.values()
-                for name, _label, _kind in fields
-            },
-        )
+    def read_prices(self, form: MultiDict[str, str]) -> None:
+        """Every model's property fields (a change of model keeps what was typed) and tiers."""
+        p = self.prefix
+        self.properties = {
+            name: form.get(p + name, "").strip()
+            for fields in MODEL_FIELDS.values()
+            for name, _label, _kind in fields
+        }
         for t in _indexed_rows(form, re.escape(p) + "tiers"):
             tier = {name: form.get(f"{p}tiers-{t}-{name}", "").strip() for name in TIER_FIELDS}
             if any(tier.values()):
-                row.tiers.append(tier)
-        return row
+                self.tiers.append(tier)
 
-    @classmethod
-    def from_charge(cls, charge: Any, index: int) -> ChargeRow:
-        properties = dict(charge.properties or {})
-        ranges = properties.pop(f"{charge.charge_model}_ranges", None) or []
-        return cls(
-            index=index,
-            id=str(charge.lago_id),
-            code=charge.code or "",
-            billable_metric_id=str(charge.billable_metric.lago_id),
-            charge_model=charge.charge_model,
-            pay_in_advance=charge.pay_in_advance,
-            invoice_display_name=charge.invoice_display_name or "",
-            filters_count=len(charge.filters),
-            properties={k: "" if v is None else str(v) for k, v in properties.items()},
-            tiers=[
-                {k: "" if tier.get(k) is None else str(tier.get(k)) for k in TIER_FIELDS}
-                for tier in ranges
-            ],
-        )
+    def load_prices(self, charge_model: str, stored: dict[str, Any] | None) -> None:
+        """The stored properties of a charge or filter, as the form shows them."""
+        properties = dict(stored or {})
+        ranges = properties.pop(f"{charge_model}_ranges", None) or []
+        self.charge_model = charge_model
+        self.properties = {k: "" if v is None else str(v) for k, v in properties.items()}
+        self.tiers = [
+            {k: "" if tier.get(k) is None else str(tier.get(k)) for k in TIER_FIELDS}
+            for tier in ranges
+        ]
 
     def ensure_tiers(self) -> None:
-        """A tiered charge always shows at least one (open-ended) tier to fill in."""
+        """A tiered model always shows at least one (open-ended) tier to fill in."""
         if self.is_tiered and not self.tiers:
             self.tiers.append({"from_value": "0", "to_value": "", "per_unit_amount": "",
                                "flat_amount": ""})  # fmt: skip
@@ -606,8 +586,8 @@ class ChargeRow:
             }  # fmt: skip
         )
 
-    def payload(self) -> dict[str, Any]:
-        """The Lago charge: amounts as decimal strings, counts as integers, blanks left out."""
+    def properties_payload(self) -> dict[str, Any]:
+        """Lago's properties: amounts as decimal strings, counts as integers, blanks left out."""
         properties: dict[str, Any] = {}
         for name, _label, kind in self.fields:
             raw = self.properties.get(name, "")
@@ -623,12 +603,202 @@ class ChargeRow:
                 }
                 for tier in self.tiers
             ]
+        return properties
+
+    def place_error(self, name: str, message_code: str) -> None:
+        """A service error on one of the price fields (a tier's amount goes to the tiers)."""
+        if name in ("per_unit_amount", "flat_amount"):
+            name = f"{self.charge_model}_ranges"
+        self.add_error(name, catalog_message(name, message_code))
+
+    @property
+    def shown_fields(self) -> set[str]:
+        return {f"{self.charge_model}_ranges", *(name for name, _label, _kind in self.fields)}
+
+
+@dataclass
+class FilterRow(Prices):
+    """One price filter of a charge: the metric's filter values it matches
+    ({key: [values]}, `ALL_FILTER_VALUES` for any value) and its own prices."""
+
+    charge_index: int = 0
+    index: int = 0
+    invoice_display_name: str = ""
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def prefix(self) -> str:
+        return f"charges-{self.charge_index}-filters-{self.index}-"
+
+    @property
+    def is_blank(self) -> bool:
+        return (
+            not any(self.values.values()) and not self.invoice_display_name and (self.prices_blank)
+        )
+
+    @property
+    def add_tier_action(self) -> str:
+        return f"add_tier:{self.charge_index}:{self.index}"
+
+    @property
+    def add_tier_args(self) -> dict[str, Any]:
+        return {"index": self.charge_index, "add_filter_tier": self.index}
+
+    @property
+    def other_errors(self) -> list[str]:
+        shown = {"values", "invoice_display_name", *self.shown_fields}
+        return [m for name, messages in self.errors.items() if name not in shown for m in messages]
+
+    @classmethod
+    def from_form(cls, form: MultiDict[str, str], charge: ChargeRow, index: int) -> FilterRow:
+        row = cls(charge_model=charge.charge_model, charge_index=charge.index, index=index)
+        p = row.prefix
+        row.invoice_display_name = form.get(p + "invoice_display_name", "").strip()
+        for name in form:
+            if name.startswith(p + "values-"):
+                chosen = [v for v in form.getlist(name) if v]
+                if chosen:
+                    row.values[name.removeprefix(p + "values-")] = chosen
+        row.read_prices(form)
+        return row
+
+    @classmethod
+    def from_filter(cls, charge_filter: Any, charge: ChargeRow, index: int) -> FilterRow:
+        row = cls(
+            charge_index=charge.index,
+            index=index,
+            invoice_display_name=charge_filter.invoice_display_name or "",
+            values={key: list(values) for key, values in (charge_filter.values or {}).items()},
+        )
+        row.load_prices(charge.charge_model, charge_filter.properties)
+        return row
+
+    def value_choices(self, metric_filters: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+        """Each key with the values to tick: the metric's, then any this filter holds that the
+        metric no longer lists (they round-trip, and the service says what is wrong)."""
+        choices = [(item["key"], list(item["values"])) for item in metric_filters]
+        choices += [(key, []) for key in self.values if key not in dict(choices)]
+        return [
+            (
+                key,
+                offered
+                + [
+                    v
+                    for v in self.values.get(key, [])
+                    if v not in offered and v != ALL_FILTER_VALUES
+                ],
+            )
+            for key, offered in choices
+        ]
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "invoice_display_name": self.invoice_display_name or None,
+            "values": self.values,
+            "properties": self.properties_payload(),
+        }
+
+
+@dataclass
+class ChargeRow(Prices):
+    """One charge of the plan form, as typed (strings), with its errors by field."""
+
+    index: int = 0
+    id: str = ""
+    code: str = ""
+    billable_metric_id: str = ""
+    pay_in_advance: bool = False
+    invoice_display_name: str = ""
+    filters: list[FilterRow] = field(default_factory=list)
+
+    @property
+    def prefix(self) -> str:
+        return f"charges-{self.index}-"
+
+    @property
+    def is_blank(self) -> bool:
+        return not self.billable_metric_id and not any(self.properties.values())
+
+    @property
+    def add_tier_action(self) -> str:
+        return f"add_tier:{self.index}"
+
+    @property
+    def add_tier_args(self) -> dict[str, Any]:
+        return {"index": self.index, "add_tier": 1}
+
+    @property
+    def next_filter_index(self) -> int:
+        return max((f.index for f in self.filters), default=-1) + 1
+
+    @property
+    def has_errors(self) -> bool:
+        return bool(self.errors) or any(f.errors for f in self.filters)
+
+    @property
+    def other_errors(self) -> list[str]:
+        """Errors of no field shown in the row (code…), shown at its top."""
+        shown = {*ROW_FIELDS, *self.shown_fields}
+        return [m for name, messages in self.errors.items() if name not in shown for m in messages]
+
+    @classmethod
+    def from_form(cls, form: MultiDict[str, str], index: int) -> ChargeRow:
+        p = f"charges-{index}-"
+        model = form.get(p + "charge_model", "standard")
+        row = cls(
+            index=index,
+            id=form.get(p + "id", ""),
+            code=form.get(p + "code", ""),
+            billable_metric_id=form.get(p + "billable_metric_id", ""),
+            charge_model=model if model in MODEL_FIELDS else "standard",
+            pay_in_advance=form.get(p + "pay_in_advance") == "y",
+            invoice_display_name=form.get(p + "invoice_display_name", "").strip(),
+        )
+        row.read_prices(form)
+        row.filters = [
+            FilterRow.from_form(form, row, j) for j in _indexed_rows(form, re.escape(p) + "filters")
+        ]
+        return row
+
+    @classmethod
+    def from_charge(cls, charge: Any, index: int) -> ChargeRow:
+        row = cls(
+            index=index,
+            id=str(charge.lago_id),
+            code=charge.code or "",
+            billable_metric_id=str(charge.billable_metric.lago_id),
+            pay_in_advance=charge.pay_in_advance,
+            invoice_display_name=charge.invoice_display_name or "",
+        )
+        row.load_prices(charge.charge_model, charge.properties)
+        row.filters = [FilterRow.from_filter(f, row, j) for j, f in enumerate(charge.filters)]
+        return row
+
+    def add_filter(self) -> FilterRow:
+        added = FilterRow(
+            charge_model=self.charge_model, charge_index=self.index, index=self.next_filter_index
+        )
+        self.filters.append(added)
+        return added
+
+    def ensure_tiers(self) -> None:
+        super().ensure_tiers()
+        for charge_filter in self.filters:
+            charge_filter.ensure_tiers()
+
+    def drop_blank_filters(self) -> None:
+        """Filter rows left empty are not sent (nor are they counted in error positions)."""
+        self.filters = [f for f in self.filters if not f.is_blank]
+
+    def payload(self) -> dict[str, Any]:
+        """The Lago charge with its filters (all of them: filters left out are removed)."""
         charge: dict[str, Any] = {
             "billable_metric_id": self.billable_metric_id,
             "charge_model": self.charge_model,
             "pay_in_advance": self.pay_in_advance,
             "invoice_display_name": self.invoice_display_name or None,
-            "properties": properties,
+            "properties": self.properties_payload(),
+            "filters": [f.payload() for f in self.filters],
         }
         if self.id:
             charge["id"] = self.id
@@ -674,12 +844,17 @@ def place_plan_errors(form: PlanForm, rows: list[ChargeRow], details: dict[str, 
     for path, code in _error_paths(details):
         if len(path) >= 2 and path[0] == "charges" and path[1].isdigit():
             position = int(path[1])
-            names = [p for p in path[2:] if p != "properties" and not p.isdigit()]
+            target: Prices | None = rows[position] if position < len(rows) else None
+            rest = path[2:]
+            if rest[:1] == ("filters",) and len(rest) >= 2 and rest[1].isdigit():
+                # `charges[0].filters[1].values`: filters as sent, blank rows left out.
+                filters = target.filters if isinstance(target, ChargeRow) else []
+                target = filters[int(rest[1])] if int(rest[1]) < len(filters) else None
+                rest = rest[2:]
+            names = [p for p in rest if p != "properties" and not p.isdigit()]
             name = names[0] if names else "base"
-            if position < len(rows):
-                if name in ("per_unit_amount", "flat_amount"):
-                    name = f"{rows[position].charge_model}_ranges"
-                rows[position].add_error(name, catalog_message(name, code))
+            if target is not None:
+                target.place_error(name, code)
             else:
                 unplaced.append(catalog_message(name, code))
         elif len(path) == 1 and path[0] in CHARGE_ERROR_FIELDS and len(rows) == 1:
@@ -728,9 +903,56 @@ def _plan_payload(form: PlanForm, rows: list[ChargeRow], amount_cents: int | Non
     }
 
 
-def _metric_choices() -> list[tuple[str, str]]:
+def _metric_context() -> dict[str, Any]:
+    """The metrics a charge may price (select options) and each one's filters (the keys and
+    values a charge filter chooses from), by lago_id."""
     page = metric_service.list_billable_metrics(current_organization(), 1, METRIC_CHOICES_LIMIT)
-    return [(str(m.lago_id), f"{m.name} ({m.code})") for m in page.items]
+    return {
+        "metric_choices": [(str(m.lago_id), f"{m.name} ({m.code})") for m in page.items],
+        "metric_filters": {str(m.lago_id): m.filters or [] for m in page.items},
+        "all_filter_values": ALL_FILTER_VALUES,
+    }
+
+
+def _lock_reason(counts: dict[str, int]) -> str:
+    """Why immutable fields are locked, from live subscriptions by status ('' when they are not)."""
+    active, pending = counts.get("active", 0), counts.get("pending", 0)
+    if not active and not pending:
+        return ""
+    parts = [f"{active} active"] if active else []
+    parts += [f"{pending} pending"] if pending else []
+    plural = "s" if active + pending != 1 else ""
+    return f"Locked: used by {' and '.join(parts)} subscription{plural}."
+
+
+def _live_subscription_counts(*conditions: Any) -> dict[str, int]:
+    rows = db.session.execute(
+        select(Subscription.status, func.count(distinct(Subscription.id)))
+        .where(Subscription.status.in_(LIVE_SUBSCRIPTION_STATUSES), *conditions)
+        .group_by(Subscription.status)
+    )
+    return {str(status): count for status, count in rows}
+
+
+def plan_lock(plan: Plan | None) -> str:
+    """Why the plan's code, interval, currency and billing timing cannot change ('' if they can:
+    the service refuses changes while active or pending subscriptions use the plan)."""
+    if plan is None:
+        return ""
+    return _lock_reason(_live_subscription_counts(Subscription.plan_id == plan.id))
+
+
+def metric_lock(metric: BillableMetric | None) -> str:
+    """Why the metric's code and aggregation cannot change ('' if they can)."""
+    if metric is None:
+        return ""
+    return _lock_reason(
+        _live_subscription_counts(
+            Subscription.plan_id == Charge.plan_id,
+            Charge.billable_metric_id == metric.id,
+            Charge.deleted_at.is_(None),
+        )
+    )
 
 
 def _render_plan_form(
@@ -750,8 +972,9 @@ def _render_plan_form(
         plan=plan,
         charges=rows,
         next_index=max((row.index for row in rows), default=-1) + 1,
-        metric_choices=_metric_choices(),
         unplaced=unplaced or [],
+        locked=plan_lock(plan),
+        **_metric_context(),
     )
 
 
@@ -807,17 +1030,19 @@ def _save_plan(form: PlanForm, plan: Plan | None) -> ResponseReturnValue:
     """Without JavaScript, the form's "add charge", "add tier" and "update fields" buttons post
     it back here: the form comes back with the change, nothing is saved."""
     organization = current_organization()
+    if plan is not None and plan_lock(plan):
+        # Shown read-only (disabled fields are not posted): keep the stored values.
+        form.code.data, form.interval.data = plan.code, plan.interval
+        form.amount_currency.data = plan.amount_currency
+        form.pay_in_advance.data = plan.pay_in_advance
     rows = charge_rows(request.form)
     action = request.form.get("form_action", "")
     if action:
-        if action == "add_charge":
-            rows.append(ChargeRow(index=max((r.index for r in rows), default=-1) + 1))
-        elif action.startswith("add_tier:"):
-            for row in rows:
-                if str(row.index) == action.removeprefix("add_tier:"):
-                    row.add_tier()
+        _apply_form_action(action, rows)
         return _render_plan_form(form, plan, 200, rows)
     rows = [row for row in rows if not row.is_blank or row.id]
+    for row in rows:
+        row.drop_blank_filters()
     valid = form.validate()
     amount_cents = _amount_cents(form)
     payload = _plan_payload(form, rows, amount_cents)
@@ -851,21 +1076,62 @@ def _save_plan(form: PlanForm, plan: Plan | None) -> ResponseReturnValue:
     return _redirect(url_for("console.plan", lago_id=plan.lago_id))
 
 
+def _apply_form_action(action: str, rows: list[ChargeRow]) -> None:
+    """A no-JS button's change: `add_charge`, `add_filter:<charge>`, `add_tier:<charge>` or
+    `add_tier:<charge>:<filter>` (anything else, e.g. `refresh`, just re-renders)."""
+    verb, _, where = action.partition(":")
+    charge_index, _, filter_index = where.partition(":")
+    if verb == "add_charge":
+        rows.append(ChargeRow(index=max((r.index for r in rows), default=-1) + 1))
+    for row in rows:
+        if str(row.index) != charge_index:
+            continue
+        if verb == "add_filter":
+            row.add_filter()
+        elif verb == "add_tier" and not filter_index:
+            row.add_tier()
+        elif verb == "add_tier":
+            for charge_filter in row.filters:
+                if str(charge_filter.index) == filter_index:
+                    charge_filter.add_tier()
+
+
 @bp.get("/plans/charge-row")
 def charge_row() -> ResponseReturnValue:
     """One charge row, re-rendered from the values sent: a new empty row (`index`), the row
-    with another charge model's fields, or with one more tier (`add_tier`)."""
+    with another metric's filters or another charge model's fields, or with one more tier
+    (`add_tier` on the charge, `add_filter_tier=<n>` on one of its filters)."""
     index = max(0, int_arg(request.args.get("index"), 0))
     row = ChargeRow.from_form(request.args, index)
     if request.args.get("add_tier"):
         row.add_tier()
+    elif "add_filter_tier" in request.args:
+        _apply_form_action(f"add_tier:{index}:{request.args['add_filter_tier']}", [row])
     row.ensure_tiers()
     template = "console/_charge_row_added.html" if request.args.get("new") else None
     return render_template(
         template or "console/_charge_row.html",
         charge=row,
-        metric_choices=_metric_choices(),
         next_index=index + 1,
+        **_metric_context(),
+    )
+
+
+@bp.get("/plans/charge-filter-row")
+def charge_filter_row() -> ResponseReturnValue:
+    """One new, empty filter row for charge `index` (htmx appends it), priced by the charge's
+    model (`charges-<index>-charge_model`) and offering its metric's filter values."""
+    index = max(0, int_arg(request.args.get("index"), 0))
+    charge = ChargeRow.from_form(request.args, index)
+    charge.filters = []
+    charge_filter = charge.add_filter()
+    charge_filter.index = max(0, int_arg(request.args.get("filter_index"), 0))
+    charge_filter.ensure_tiers()
+    return render_template(
+        "console/_charge_filter_row_added.html",
+        charge=charge,
+        charge_filter=charge_filter,
+        **_metric_context(),
     )
 
 
@@ -879,6 +1145,7 @@ def plan(lago_id: uuid.UUID) -> ResponseReturnValue:
         counts=plan_service.plan_counts([plan]).get(plan.id, PlanCounts()),
         tier_fields=TIER_FIELDS,
         model_fields=MODEL_FIELDS,
+        all_filter_values=ALL_FILTER_VALUES,
     )
 
 
