@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from decimal import Decimal
 
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -52,6 +53,20 @@ def write_intent() -> Iterator[None]:
         _sqlite_write_intent.reset(token)
 
 
+def _decimal_add(a: str | None, b: str | None) -> str | None:
+    """SQLite's exact `+` for decimals stored as text (ExactDecimal): Decimal arithmetic."""
+    if a is None or b is None:
+        return b if a is None else a
+    return format(Decimal(a) + Decimal(b), "f")
+
+
+def _decimal_max(a: str | None, b: str | None) -> str | None:
+    """The greater of two text decimals, ignoring nulls like PostgreSQL's GREATEST."""
+    if a is None or b is None:
+        return b if a is None else a
+    return a if Decimal(a) >= Decimal(b) else b
+
+
 @event.listens_for(Engine, "connect")
 def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
     if type(dbapi_connection).__module__.startswith("sqlite3"):
@@ -64,6 +79,9 @@ def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
         # read the index and the customers table's hot pages from memory.
         cursor.execute("PRAGMA cache_size = -65536")
         cursor.close()
+        # exact arithmetic on text decimals, for usage bucket upserts done in SQL
+        dbapi_connection.create_function("ll_decimal_add", 2, _decimal_add, deterministic=True)
+        dbapi_connection.create_function("ll_decimal_max", 2, _decimal_max, deterministic=True)
         # Let SQLAlchemy's "begin" event below issue BEGIN itself (pysqlite's own transaction
         # handling would defer it and break savepoints).
         dbapi_connection.isolation_level = None

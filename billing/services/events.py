@@ -23,7 +23,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, select, update
+from sqlalchemy import (
+    Numeric,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from billing.aggregation import event_dimensions, event_value
@@ -55,6 +67,9 @@ _MAX_TEXT = 255
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EVENTS: Table = Event.__table__  # type: ignore[assignment]
 _BUCKETS: Table = UsageBucket.__table__  # type: ignore[assignment]
+_SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
+_CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
+_METRICS: Table = BillableMetric.__table__  # type: ignore[assignment]
 _KEY_COLUMNS = ("organization_id", "external_subscription_id", "transaction_id")
 _BUCKET_KEY_COLUMNS = ("subscription_id", "billable_metric_id", "day", "dimensions")
 
@@ -280,21 +295,34 @@ class MetricInfo:
 
 
 def _ingest(organization: Organization, events: Sequence[EventInput]) -> list[StoredEvent]:
+    """Insert the new keys (ON CONFLICT DO NOTHING), then compare fingerprints only for the keys
+    already stored: one statement for the common case instead of a look-up before every insert.
+    Concurrent replays never make two rows: the unique key decides, whoever commits first."""
     now = now_utc()
     unique = list({event.key: event for event in reversed(events)}.values())[::-1]
-    stored = _existing_events(organization.id, [event.key for event in unique])
-    _check_replays(stored, unique)
-    new = [event for event in unique if event.key not in stored]
-    if new:
-        inserted = _insert_new(organization, new, now)
-        late = [event for event in new if event.key not in inserted]
-        if late:
-            # another transaction stored these keys after our look-up (PostgreSQL only: the
-            # SQLite write transaction is exclusive): a replay if identical, else refused
-            concurrent = _existing_events(organization.id, [event.key for event in late])
-            _check_replays(concurrent, late)
-            stored.update(concurrent)
-        stored.update(inserted)
+    subscriptions, metrics = _lookups(organization.id, unique)
+    rows, results = _rows(organization, unique, now, subscriptions, metrics)
+    inserted_keys = {tuple(row) for row in _connection().execute(_statement("insert_events"), rows)}
+    stored = {key: results[key][0] for key in inserted_keys}
+    replays = [event for event in unique if event.key not in inserted_keys]
+    if replays:
+        existing = _existing_events(organization.id, [event.key for event in replays])
+        _check_replays(existing, replays)
+        stored.update(existing)
+    tally = BucketTally()
+    for key in inserted_keys:
+        stored_row, matched = results[key]
+        if matched.error_code is not None:
+            _emit_event_error(organization.id, stored_row.event)
+        elif matched.metric is not None and matched.subscription_id is not None:
+            tally.add(
+                matched.subscription_id,
+                matched.metric,
+                matched.timezone,
+                stored_row.event.timestamp,
+                stored_row.event.properties,
+            )
+    write_buckets(tally)
     return [stored[event.key].event for event in events]
 
 
@@ -317,16 +345,15 @@ def _existing_events(
     if not keys:
         return {}
     wanted = set(keys)
-    query = (
-        _stored_event_query()
-        .add_columns(Event.fingerprint)
-        .where(
-            Event.organization_id == organization_id,
-            Event.transaction_id.in_({transaction_id for _ext, transaction_id in wanted}),
-        )
+    rows = _connection().execute(
+        _statement("existing_events"),
+        {
+            "organization_id": organization_id,
+            "transaction_ids": sorted({transaction_id for _ext, transaction_id in wanted}),
+        },
     )
     found: dict[tuple[str, str], StoredEventRow] = {}
-    for row in db.session.execute(query):
+    for row in rows:
         event = _stored_event(row)
         key = (event.external_subscription_id, event.transaction_id)
         if key in wanted:
@@ -334,37 +361,39 @@ def _existing_events(
     return found
 
 
-def _insert_new(
-    organization: Organization, events: Sequence[EventInput], now: datetime
-) -> dict[tuple[str, str], StoredEventRow]:
-    """Insert the events not stored yet; returns those this transaction inserted, by key."""
-    subscriptions = _subscriptions_by_external_id(
-        organization, {e.external_subscription_id for e in events}
-    )
-    metrics = _metrics_by_code(organization.id, {event.code for event in events})
+def _rows(
+    organization: Organization,
+    events: Sequence[EventInput],
+    now: datetime,
+    subscriptions: Mapping[str, list[_SubscriptionInfo]],
+    metrics: Mapping[str, MetricInfo],
+) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[StoredEventRow, _Matched]]]:
+    """The events' rows to insert, and by key what each would store and what it matched."""
+    default_timestamp = now.replace(microsecond=now.microsecond // 1000 * 1000)
     rows: list[dict[str, Any]] = []
     results: dict[tuple[str, str], tuple[StoredEventRow, _Matched]] = {}
     for event in events:
-        timestamp = event.timestamp or now.replace(microsecond=now.microsecond // 1000 * 1000)
+        timestamp = event.timestamp or default_timestamp
         matched = _match(event, timestamp, subscriptions, metrics, organization.timezone)
         lago_id = uuid.uuid4()
-        row = {
-            "lago_id": lago_id,
-            "organization_id": organization.id,
-            "transaction_id": event.transaction_id,
-            "external_subscription_id": event.external_subscription_id,
-            "code": event.code,
-            "timestamp": timestamp,
-            "properties": event.properties,
-            "precise_total_amount_cents": event.precise_total_amount_cents,
-            "fingerprint": event.fingerprint,
-            "subscription_id": matched.subscription_id,
-            "billable_metric_id": matched.metric.id if matched.metric else None,
-            "customer_id": matched.customer_id,
-            "error_code": matched.error_code,
-            "created_at": now,
-        }
-        rows.append(row)
+        rows.append(
+            {
+                "lago_id": lago_id,
+                "organization_id": organization.id,
+                "transaction_id": event.transaction_id,
+                "external_subscription_id": event.external_subscription_id,
+                "code": event.code,
+                "timestamp": timestamp,
+                "properties": event.properties,
+                "precise_total_amount_cents": event.precise_total_amount_cents,
+                "fingerprint": event.fingerprint,
+                "subscription_id": matched.subscription_id,
+                "billable_metric_id": matched.metric.id if matched.metric else None,
+                "customer_id": matched.customer_id,
+                "error_code": matched.error_code,
+                "created_at": now,
+            }
+        )
         stored = StoredEvent(
             lago_id=lago_id,
             transaction_id=event.transaction_id,
@@ -379,36 +408,7 @@ def _insert_new(
             created_at=now,
         )
         results[event.key] = (StoredEventRow(event.fingerprint, stored), matched)
-    statement = (
-        _dialect_insert(_EVENTS)
-        .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
-        .returning(_EVENTS.c.external_subscription_id, _EVENTS.c.transaction_id)
-    )
-    inserted_keys = {tuple(r) for r in db.session.execute(statement, rows)}
-    tally = BucketTally()
-    inserted: dict[tuple[str, str], StoredEventRow] = {}
-    for key, (stored_row, matched) in results.items():
-        if key not in inserted_keys:
-            continue
-        inserted[key] = stored_row
-        if matched.error_code is not None:
-            _emit_event_error(organization.id, stored_row.event)
-        elif matched.metric is not None and matched.subscription_id is not None:
-            tally.add(
-                matched.subscription_id,
-                matched.metric,
-                matched.timezone,
-                stored_row.event.timestamp,
-                stored_row.event.properties,
-            )
-    write_buckets(tally)
-    return inserted
-
-
-def _dialect_insert(table: Any) -> Any:
-    if db.session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    return rows, results
 
 
 @dataclass(frozen=True)
@@ -422,33 +422,20 @@ class _SubscriptionInfo:
     customer_timezone: str | None
 
 
-def _subscriptions_by_external_id(
-    organization: Organization, external_ids: set[str]
-) -> dict[str, list[_SubscriptionInfo]]:
-    """Started subscriptions (active or terminated) of these external ids, newest start first."""
-    query = (
-        select(
-            Subscription.id,
-            Subscription.lago_id,
-            Subscription.external_id,
-            Subscription.started_at,
-            Subscription.terminated_at,
-            Subscription.customer_id,
-            Customer.lago_id.label("customer_lago_id"),
-            Customer.timezone,
-        )
-        .join(Customer, Customer.id == Subscription.customer_id)
-        .where(
-            Subscription.organization_id == organization.id,
-            Subscription.external_id.in_(external_ids),
-            Subscription.status.in_([SubscriptionStatus.ACTIVE, SubscriptionStatus.TERMINATED]),
-            Subscription.started_at.is_not(None),
-        )
-        .order_by(Subscription.started_at.desc())
-    )
-    found: dict[str, list[_SubscriptionInfo]] = {}
-    for row in db.session.execute(query):
-        found.setdefault(row.external_id, []).append(
+def _lookups(
+    organization_id: int, events: Sequence[EventInput]
+) -> tuple[dict[str, list[_SubscriptionInfo]], dict[str, MetricInfo]]:
+    """Started subscriptions (active or terminated) of the events' external ids, newest start
+    first, and the live metrics of their codes. Read in the request's own transaction and never
+    cached: a subscription or metric changed a moment ago, by any process, applies at once."""
+    connection = _connection()
+    many, external_ids = _values({event.external_subscription_id for event in events})
+    subscriptions: dict[str, list[_SubscriptionInfo]] = {}
+    for row in connection.execute(
+        _statement("subscriptions", many),
+        {"organization_id": organization_id, "external_ids": external_ids},
+    ):
+        subscriptions.setdefault(row.external_id, []).append(
             _SubscriptionInfo(
                 row.id,
                 row.lago_id,
@@ -459,22 +446,14 @@ def _subscriptions_by_external_id(
                 row.timezone,
             )
         )
-    return found
-
-
-def _metrics_by_code(organization_id: int, codes: set[str]) -> dict[str, MetricInfo]:
-    query = select(
-        BillableMetric.id,
-        BillableMetric.code,
-        BillableMetric.aggregation_type,
-        BillableMetric.field_name,
-        BillableMetric.filters,
-    ).where(
-        BillableMetric.organization_id == organization_id,
-        BillableMetric.code.in_(codes),
-        BillableMetric.deleted_at.is_(None),
-    )
-    return {row.code: metric_info(row) for row in db.session.execute(query)}
+    many, codes = _values({event.code for event in events})
+    metrics = {
+        row.code: metric_info(row)
+        for row in connection.execute(
+            _statement("metrics", many), {"organization_id": organization_id, "codes": codes}
+        )
+    }
+    return subscriptions, metrics
 
 
 def metric_info(metric: Any) -> MetricInfo:
@@ -573,25 +552,6 @@ class BucketDelta:
         if self.latest_timestamp is None or timestamp >= self.latest_timestamp:
             self.latest_value, self.latest_timestamp = value, timestamp
 
-    def merged_with(self, row: Any) -> dict[str, Any]:
-        """The bucket's columns once this delta is added to the stored `row`."""
-        merged = BucketDelta(
-            row.events_count, row.sum_value, row.max_value, row.latest_value, row.latest_timestamp
-        )
-        merged.events_count += self.events_count
-        merged.sum_value += self.sum_value
-        if self.max_value is not None:
-            merged.max_value = (
-                self.max_value
-                if merged.max_value is None
-                else max(merged.max_value, self.max_value)
-            )
-        if self.latest_timestamp is not None and (
-            merged.latest_timestamp is None or self.latest_timestamp >= merged.latest_timestamp
-        ):
-            merged.latest_value, merged.latest_timestamp = self.latest_value, self.latest_timestamp
-        return merged.columns()
-
     def columns(self) -> dict[str, Any]:
         return {
             "events_count": self.events_count,
@@ -638,60 +598,18 @@ def dimensions_text(properties: Mapping[str, Any] | None, filter_keys: Sequence[
 
 
 def write_buckets(tally: BucketTally) -> None:
-    """Add the tally to the stored buckets: lock and update the existing ones, insert the others
-    (a bucket inserted meanwhile by another transaction is locked and updated on the next turn)."""
-    pending = dict(tally.deltas)
-    for _attempt in range(3):
-        if not pending:
-            return
-        existing = _locked_buckets(list(pending))
-        if existing:
-            db.session.execute(
-                update(_BUCKETS)
-                .where(_BUCKETS.c.id == bindparam("bucket_id"))
-                .values({name: bindparam(f"new_{name}") for name in BucketDelta().columns()}),
-                [
-                    {
-                        "bucket_id": row.id,
-                        **{f"new_{k}": v for k, v in pending.pop(key).merged_with(row).items()},
-                    }
-                    for key, row in existing.items()
-                ],
-            )
-        if not pending:
-            return
-        rows = [
+    """Add the tally to the stored buckets in one upsert that adds in SQL, exactly: NUMERIC on
+    PostgreSQL, the Decimal functions extensions.py registers on SQLite's text decimals. Rows go
+    in key order, so that two transactions lock the buckets they share in the same order."""
+    if not tally.deltas:
+        return
+    _connection().execute(
+        _statement("upsert_buckets"),
+        [
             dict(zip(_BUCKET_KEY_COLUMNS, key, strict=True), **delta.columns())
-            for key, delta in pending.items()
-        ]
-        statement = (
-            _dialect_insert(_BUCKETS)
-            .on_conflict_do_nothing(index_elements=list(_BUCKET_KEY_COLUMNS))
-            .returning(*(_BUCKETS.c[name] for name in _BUCKET_KEY_COLUMNS))
-        )
-        for inserted in db.session.execute(statement, rows):
-            pending.pop(tuple(inserted), None)
-    if pending:  # pragma: no cover - three lost races in a row
-        raise RuntimeError("usage buckets kept changing under this transaction")
-
-
-def _locked_buckets(keys: Sequence[BucketKey]) -> dict[BucketKey, Any]:
-    wanted = set(keys)
-    query = (
-        select(_BUCKETS)
-        .where(
-            _BUCKETS.c.subscription_id.in_({key[0] for key in keys}),
-            _BUCKETS.c.billable_metric_id.in_({key[1] for key in keys}),
-            _BUCKETS.c.day.in_({key[2] for key in keys}),
-        )
-        .with_for_update()
+            for key, delta in sorted(tally.deltas.items())
+        ],
     )
-    found = {}
-    for row in db.session.execute(query):
-        key = (row.subscription_id, row.billable_metric_id, row.day, row.dimensions)
-        if key in wanted:
-            found[key] = row
-    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -699,22 +617,23 @@ def _locked_buckets(keys: Sequence[BucketKey]) -> dict[BucketKey, Any]:
 
 
 def _stored_event_query() -> Select[Any]:
+    subscriptions, customers = _SUBSCRIPTIONS, _CUSTOMERS
     return (
         select(
-            Event.lago_id,
-            Event.transaction_id,
-            Event.external_subscription_id,
-            Event.code,
-            Event.timestamp,
-            Event.properties,
-            Event.precise_total_amount_cents,
-            Event.error_code,
-            Event.created_at,
-            Subscription.lago_id.label("subscription_lago_id"),
-            Customer.lago_id.label("customer_lago_id"),
+            _EVENTS.c.lago_id,
+            _EVENTS.c.transaction_id,
+            _EVENTS.c.external_subscription_id,
+            _EVENTS.c.code,
+            _EVENTS.c.timestamp,
+            _EVENTS.c.properties,
+            _EVENTS.c.precise_total_amount_cents,
+            _EVENTS.c.error_code,
+            _EVENTS.c.created_at,
+            subscriptions.c.lago_id.label("subscription_lago_id"),
+            customers.c.lago_id.label("customer_lago_id"),
         )
-        .outerjoin(Subscription, Subscription.id == Event.subscription_id)
-        .outerjoin(Customer, Customer.id == Event.customer_id)
+        .outerjoin(subscriptions, subscriptions.c.id == _EVENTS.c.subscription_id)
+        .outerjoin(customers, customers.c.id == _EVENTS.c.customer_id)
     )
 
 
@@ -784,3 +703,143 @@ def find_events(conditions: Sequence[Any], limit: int) -> list[StoredEvent]:
         .limit(limit)
     )
     return [_stored_event(row) for row in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Statements of the hot path, built once per dialect: building a statement costs several times
+# what executing it does (SQLAlchemy caches the compiled SQL, but not the construction).
+
+_statements: dict[tuple[str, str, bool], Any] = {}
+
+
+def _connection() -> Any:
+    """The session's connection: Core statements executed on it skip the ORM's dispatch."""
+    return db.session.connection()
+
+
+def _statement(name: str, many: bool = True) -> Any:
+    """The statement `name` for the session's dialect; `many=False`: its variant comparing with
+    one value (`=`) rather than a list (`IN`, expanded at every execution)."""
+    key = (db.session.get_bind().dialect.name, name, many)
+    statement = _statements.get(key)
+    if statement is None:
+        statement = _statements[key] = _STATEMENT_BUILDERS[name](key[0], many)
+    return statement
+
+
+def _one_of(column: Any, name: str, many: bool) -> Any:
+    return column.in_(bindparam(name, expanding=True)) if many else column == bindparam(name)
+
+
+def _values(values: set[str]) -> tuple[bool, Any]:
+    """(many, parameter) for `_one_of`: the one value itself, or the sorted list."""
+    return (False, next(iter(values))) if len(values) == 1 else (True, sorted(values))
+
+
+def _dialect_insert(table: Table, dialect: str) -> Any:
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def _insert_events_statement(dialect: str, _many: bool) -> Any:
+    return (
+        _dialect_insert(_EVENTS, dialect)
+        .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+        .returning(_EVENTS.c.external_subscription_id, _EVENTS.c.transaction_id)
+    )
+
+
+def _existing_events_statement(_dialect: str, _many: bool) -> Any:
+    return (
+        _stored_event_query()
+        .add_columns(_EVENTS.c.fingerprint)
+        .where(
+            _EVENTS.c.organization_id == bindparam("organization_id"),
+            _EVENTS.c.transaction_id.in_(bindparam("transaction_ids", expanding=True)),
+        )
+    )
+
+
+def _subscriptions_statement(_dialect: str, many: bool) -> Any:
+    subscriptions, customers = _SUBSCRIPTIONS, _CUSTOMERS
+    return (
+        select(
+            subscriptions.c.id,
+            subscriptions.c.lago_id,
+            subscriptions.c.external_id,
+            subscriptions.c.started_at,
+            subscriptions.c.terminated_at,
+            subscriptions.c.customer_id,
+            customers.c.lago_id.label("customer_lago_id"),
+            customers.c.timezone,
+        )
+        .join(customers, customers.c.id == subscriptions.c.customer_id)
+        .where(
+            subscriptions.c.organization_id == bindparam("organization_id"),
+            _one_of(subscriptions.c.external_id, "external_ids", many),
+            # constants as literals: SQLite re-plans a statement whose bound values could
+            # change the plan, which made this look-up ten times slower
+            subscriptions.c.status.in_(
+                [
+                    literal_column(f"'{status.value}'")
+                    for status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TERMINATED)
+                ]
+            ),
+            subscriptions.c.started_at.is_not(None),
+        )
+        .order_by(subscriptions.c.started_at.desc())
+    )
+
+
+def _metrics_statement(_dialect: str, many: bool) -> Any:
+    metrics = _METRICS
+    return select(
+        metrics.c.id,
+        metrics.c.code,
+        metrics.c.aggregation_type,
+        metrics.c.field_name,
+        metrics.c.filters,
+    ).where(
+        metrics.c.organization_id == bindparam("organization_id"),
+        _one_of(metrics.c.code, "codes", many),
+        metrics.c.deleted_at.is_(None),
+    )
+
+
+def _upsert_buckets_statement(dialect: str, _many: bool) -> Any:
+    """Add each row's deltas to its bucket, or insert it: the same merge as BucketDelta.add
+    (sums add, max ignores nulls, the later or equal timestamp brings the latest value)."""
+    insert = _dialect_insert(_BUCKETS, dialect)
+    stored, new = _BUCKETS.c, insert.excluded
+    if dialect == "postgresql":
+
+        def exact(column: Any) -> Any:  # ExactDecimal's operators are its text impl's
+            return type_coerce(column, Numeric(asdecimal=True))
+
+        added = exact(stored.sum_value) + exact(new.sum_value)
+        greatest = func.greatest(exact(stored.max_value), exact(new.max_value))
+    else:
+        added = func.ll_decimal_add(stored.sum_value, new.sum_value)
+        greatest = func.ll_decimal_max(stored.max_value, new.max_value)
+    newer = and_(
+        new.latest_timestamp.is_not(None),
+        or_(stored.latest_timestamp.is_(None), new.latest_timestamp >= stored.latest_timestamp),
+    )
+    return insert.on_conflict_do_update(
+        index_elements=list(_BUCKET_KEY_COLUMNS),
+        set_={
+            "events_count": stored.events_count + new.events_count,
+            "sum_value": added,
+            "max_value": greatest,
+            "latest_value": case((newer, new.latest_value), else_=stored.latest_value),
+            "latest_timestamp": case((newer, new.latest_timestamp), else_=stored.latest_timestamp),
+        },
+    )
+
+
+_STATEMENT_BUILDERS = {
+    "insert_events": _insert_events_statement,
+    "existing_events": _existing_events_statement,
+    "subscriptions": _subscriptions_statement,
+    "metrics": _metrics_statement,
+    "upsert_buckets": _upsert_buckets_statement,
+}

@@ -7,7 +7,8 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.orm import contains_eager
 from werkzeug.security import generate_password_hash
 
 from billing.errors import Conflict, NotFound, ValidationFailed
@@ -88,15 +89,22 @@ def create_api_key(
     return api_key, raw_key
 
 
+#: built once (every API request runs it), with the organization in the same query
+_LIVE_KEYS_BY_PREFIX = (
+    select(ApiKey)
+    .join(ApiKey.organization)
+    .options(contains_eager(ApiKey.organization))
+    .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
+)
+
+
 def authenticate_api_key(raw_key: str) -> ApiKey | None:
     """The live key matching `raw_key`: looked up by prefix, compared by hash in constant time."""
     if len(raw_key) < API_KEY_MIN_LENGTH:
         return None
     key_hash = hash_api_key(raw_key)
     candidates = db.session.scalars(
-        select(ApiKey).where(
-            ApiKey.prefix == raw_key[:API_KEY_PREFIX_LENGTH], ApiKey.revoked_at.is_(None)
-        )
+        _LIVE_KEYS_BY_PREFIX, {"prefix": raw_key[:API_KEY_PREFIX_LENGTH]}
     )
     for candidate in candidates:
         if hmac.compare_digest(candidate.key_hash, key_hash):
