@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision, is_currency
+from babel.numbers import format_currency, get_currency_precision, is_currency
 
 # What Lago's BigDecimal accepts in an API decimal string: optional sign, digits with an optional
 # fraction, optional exponent. Python's Decimal also takes "1_000", "NaN" and "Infinity"; we do not.
@@ -65,3 +65,10 @@ def parse_decimal(value: object) -> Decimal | None:
         return Decimal(text)
     except InvalidOperation:  # pragma: no cover - the pattern already excludes these
         return None
+
+
+def format_money(cents: int, currency: str, locale: str = "en") -> str:
+    """Minor units for display with the currency's own precision (€19.99, ¥1,000, KWD 1.500)."""
+    text = format_currency(from_minor_units(cents, currency), currency, locale=locale)
+    # CLDR glues a currency code to the number ("KWD12.345"); a no-break space reads better.
+    return re.sub(r"^([A-Z]{3})(?=[-\d])", "\\1\u00a0", text)

@@ -1,4 +1,5 @@
-"""Jinja filters: time in a zone (with UTC and the organization's zone on hover), countries."""
+"""Jinja filters: time in a zone (with UTC and the organization's zone on hover), countries,
+money in minor units."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 from flask import Flask
 from markupsafe import Markup
 
+from billing.money import format_money
 from billing.reference import country_name
 from billing.timeutil import as_utc, in_zone
 
@@ -33,3 +35,4 @@ def local_time(
 def register_filters(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(country_name, "country_name")
+    app.add_template_filter(format_money, "money")

@@ -4,7 +4,13 @@ from decimal import Decimal
 
 import pytest
 
-from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
+from billing.money import (
+    currency_exponent,
+    format_money,
+    from_minor_units,
+    parse_decimal,
+    to_minor_units,
+)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +95,17 @@ def test_infinite_amount_is_refused():
 )
 def test_parse_decimal(value, expected):
     assert parse_decimal(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("cents", "currency", "locale", "shown"),
+    [
+        (1999, "EUR", "en", "€19.99"),
+        (1000, "JPY", "en", "¥1,000"),
+        (12345, "KWD", "en", "KWD\u00a012.345"),
+        (-500, "USD", "en", "-$5.00"),
+        (123456, "EUR", "fr", "1\u202f234,56\u00a0€"),
+    ],
+)
+def test_money_is_shown_with_the_currency_precision_and_the_locale(cents, currency, locale, shown):
+    assert format_money(cents, currency, locale) == shown

@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from babel.numbers import format_currency
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import distinct, func, select
@@ -41,8 +40,8 @@ from blueprints.console.helpers import (
     apply_errors,
     current_organization,
     int_arg,
-    is_htmx,
     owned_or_404,
+    redirect_htmx,
     render_htmx,
     requires,
 )
@@ -194,27 +193,12 @@ def catalog_message(field_name: str, code: str) -> str:
     )
 
 
-def _redirect(location: str) -> ResponseReturnValue:
-    """A redirect that htmx follows as a full navigation."""
-    if is_htmx():
-        return "", 204, {"HX-Redirect": location}
-    return redirect(location)
-
-
-def format_money(amount_cents: int, currency: str) -> str:
-    """Minor units shown with the currency's own precision (€19.99, ¥1,000, KWD 1.500)."""
-    text = format_currency(from_minor_units(amount_cents, currency), currency, locale="en")
-    # CLDR glues a currency code to the number ("KWD12.345"); a no-break space reads better.
-    return re.sub(r"^([A-Z]{3})(?=[-\d])", "\\1\u00a0", text)
-
-
 @bp.context_processor
 def catalog_labels() -> dict[str, Any]:
     return {
         "aggregation_labels": AGGREGATION_LABELS,
         "charge_model_labels": CHARGE_MODEL_LABELS,
         "interval_labels": INTERVAL_LABELS,
-        "format_money": format_money,
         "charge_field_hints": CHARGE_FIELD_HINTS,
     }
 
@@ -263,10 +247,10 @@ def _confirm_delete(
             details = exc.details if isinstance(exc, ValidationFailed) else {"base": [exc.code]}
             for path, code in _error_paths(details):
                 flash(catalog_message(".".join(path), code), "error")
-            return _redirect(back)
+            return redirect_htmx(back)
         db.session.commit()
         flash(f"{kind} “{record.name}” deleted.", "success")
-        return _redirect(
+        return redirect_htmx(
             url_for("console.metrics" if isinstance(record, BillableMetric) else "console.plans")
         )
     status = 422 if request.method == "POST" else 200
@@ -431,7 +415,7 @@ def _save_metric(form: MetricForm, metric: BillableMetric | None) -> ResponseRet
         return _render_metric_form(form, metric, 422, filter_rows, unplaced, filter_errors)
     db.session.commit()
     flash(notice, "success")
-    return _redirect(url_for("console.metric", lago_id=metric.lago_id))
+    return redirect_htmx(url_for("console.metric", lago_id=metric.lago_id))
 
 
 @bp.get("/billable-metrics/<uuid:lago_id>")
@@ -1073,7 +1057,7 @@ def _save_plan(form: PlanForm, plan: Plan | None) -> ResponseReturnValue:
         return _render_plan_form(form, plan, 422, rows, unplaced)
     db.session.commit()
     flash(notice, "success")
-    return _redirect(url_for("console.plan", lago_id=plan.lago_id))
+    return redirect_htmx(url_for("console.plan", lago_id=plan.lago_id))
 
 
 def _apply_form_action(action: str, rows: list[ChargeRow]) -> None:

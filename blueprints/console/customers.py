@@ -47,6 +47,7 @@ from blueprints.console.helpers import (
     customer_or_404,
     date_arg,
     int_arg,
+    redirect_htmx,
     render_htmx,
     requires,
 )
@@ -402,7 +403,7 @@ def new_customer() -> ResponseReturnValue:
         return _render_form(form, None, 422, metadata, unplaced)
     db.session.commit()
     flash(f"Customer created with external id {customer.external_id}.", "success")
-    return _redirect(url_for("console.customer", lago_id=customer.lago_id))
+    return redirect_htmx(url_for("console.customer", lago_id=customer.lago_id))
 
 
 @bp.route("/customers/<uuid:lago_id>/edit", methods=["GET", "POST"])
@@ -431,14 +432,7 @@ def edit_customer(lago_id: uuid.UUID) -> ResponseReturnValue:
         return _render_form(form, customer, 422, metadata, unplaced)
     db.session.commit()
     flash("Customer saved.", "success")
-    return _redirect(url_for("console.customer", lago_id=customer.lago_id))
-
-
-def _redirect(location: str) -> ResponseReturnValue:
-    """A redirect that htmx follows as a full navigation."""
-    if request.headers.get("HX-Request"):
-        return "", 204, {"HX-Redirect": location}
-    return redirect(location)
+    return redirect_htmx(url_for("console.customer", lago_id=customer.lago_id))
 
 
 def _form_data(customer: Customer) -> dict[str, Any]:
@@ -571,7 +565,7 @@ def delete_customer(lago_id: uuid.UUID) -> ResponseReturnValue:
         customer_service.delete_customer(organization, customer, agent_actor())
         db.session.commit()
         flash(f"Customer {customer.display_name} deleted.", "success")
-        return _redirect(url_for("console.customers"))
+        return redirect_htmx(url_for("console.customers"))
     status = 422 if request.method == "POST" else 200
     return render_template(
         "console/customer_delete.html",

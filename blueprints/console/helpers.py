@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
-from flask import abort, render_template, request
+from flask import abort, redirect, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from billing.models import Agent, Customer, Organization
@@ -21,6 +22,13 @@ M = TypeVar("M")
 
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def redirect_htmx(location: str) -> ResponseReturnValue:
+    """A redirect that htmx follows as a full navigation (headers and menus change too)."""
+    if is_htmx():
+        return "", 204, {"HX-Redirect": location}
+    return redirect(location)
 
 
 def render_htmx(

@@ -33,6 +33,7 @@ from blueprints.console.helpers import (
     current_organization,
     is_htmx,
     owned_or_404,
+    redirect_htmx,
     render_htmx,
     requires,
 )
@@ -81,13 +82,6 @@ def settings_message(field: str, code: str) -> str:
 
 def error_messages(details: dict[str, Any]) -> list[str]:
     return [settings_message(key, code) for key, codes in details.items() for code in codes]
-
-
-def _redirect(location: str) -> ResponseReturnValue:
-    """A redirect that htmx follows as a full navigation."""
-    if is_htmx():
-        return "", 204, {"HX-Redirect": location}
-    return redirect(location)
 
 
 # --- organization profile and billing defaults -----------------------------------------------
@@ -172,7 +166,7 @@ def settings() -> ResponseReturnValue:
         )
     else:
         flash("Nothing changed.", "success")
-    return _redirect(url_for("console.settings"))
+    return redirect_htmx(url_for("console.settings"))
 
 
 @bp.get("/settings/logo")
@@ -361,7 +355,7 @@ def settings_create_agent() -> ResponseReturnValue:
         )
     db.session.commit()
     flash(f"Agent {agent.email} added as {agent.role.value}.", "success")
-    return _redirect(url_for("console.settings_agents"))
+    return redirect_htmx(url_for("console.settings_agents"))
 
 
 def _update_agent(lago_id: uuid.UUID, **change: Any) -> ResponseReturnValue:

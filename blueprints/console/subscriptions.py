@@ -25,6 +25,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from billing.errors import Conflict, NotAllowed, NotFound, ValidationFailed
 from billing.ids import generate_external_id
 from billing.models import BillableMetric, Customer, Plan, Subscription, SubscriptionStatus
+from billing.money import format_money
 from billing.periods import Period, local_date, local_days, local_midnight
 from billing.serializers_subscriptions import current_period, downgrade_at
 from billing.services import subscriptions as subscription_service
@@ -32,7 +33,7 @@ from billing.services import usage as usage_service
 from billing.services.events import StoredEvent
 from billing.timeutil import now_utc
 from blueprints.console import bp
-from blueprints.console.catalog import INTERVAL_LABELS, format_money
+from blueprints.console.catalog import INTERVAL_LABELS
 from blueprints.console.forms import Select
 from blueprints.console.helpers import (
     agent_actor,
@@ -40,6 +41,7 @@ from blueprints.console.helpers import (
     current_organization,
     customer_or_404,
     is_htmx,
+    redirect_htmx,
     render_htmx,
     requires,
 )
@@ -424,13 +426,6 @@ def _tab_url(customer: Customer) -> str:
     return url_for("console.customer", lago_id=customer.lago_id, tab="subscriptions")
 
 
-def _redirect(location: str) -> ResponseReturnValue:
-    """A redirect that htmx follows as a full navigation (the header changes too)."""
-    if is_htmx():
-        return "", 204, {"HX-Redirect": location}
-    return redirect(location)
-
-
 def _render_assign(
     customer: Customer,
     form: FlaskForm,
@@ -548,7 +543,7 @@ def assign_plan(lago_id: uuid.UUID) -> ResponseReturnValue:
             f"{subscription.plan.name} assigned ({subscription.external_id}); it is active.",
             "success",
         )
-    return _redirect(_tab_url(customer))
+    return redirect_htmx(_tab_url(customer))
 
 
 def _live_subscription_with(customer: Customer, external_id: str) -> bool:
@@ -577,7 +572,7 @@ def change_plan(lago_id: uuid.UUID, subscription_id: uuid.UUID) -> ResponseRetur
     subscription = subscription_or_404(customer, subscription_id)
     if subscription.status not in (ACTIVE, PENDING):
         flash("Only an active or pending subscription can change plan.", "error")
-        return _redirect(_tab_url(customer))
+        return redirect_htmx(_tab_url(customer))
     form = ChangePlanForm()
     form.plan_code.choices = _plan_choices(live_plans(), customer.currency, subscription)
     if request.method == "GET":
@@ -594,7 +589,7 @@ def change_plan(lago_id: uuid.UUID, subscription_id: uuid.UUID) -> ResponseRetur
     if result is None:
         return refused
     flash(_change_message(customer, result, previous_plan), "success")
-    return _redirect(_tab_url(customer))
+    return redirect_htmx(_tab_url(customer))
 
 
 def _change_message(customer: Customer, result: Subscription, previous_plan: Plan) -> str:
@@ -627,7 +622,7 @@ def terminate_subscription(lago_id: uuid.UUID, subscription_id: uuid.UUID) -> Re
     subscription = subscription_or_404(customer, subscription_id)
     if subscription.status not in (ACTIVE, PENDING):
         flash(f"{subscription.external_id} has already ended.", "error")
-        return _redirect(_tab_url(customer))
+        return redirect_htmx(_tab_url(customer))
     form = ConfirmTerminateForm()
     if request.method == "POST" and form.validate():
         pending = subscription.status == PENDING
@@ -638,11 +633,11 @@ def terminate_subscription(lago_id: uuid.UUID, subscription_id: uuid.UUID) -> Re
         except (NotAllowed, ValidationFailed):
             db.session.rollback()
             flash(f"{subscription.external_id} could not be ended: it has changed.", "error")
-            return _redirect(_tab_url(customer))
+            return redirect_htmx(_tab_url(customer))
         db.session.commit()
         verb = "canceled" if pending else "terminated"
         flash(f"Subscription {subscription.external_id} {verb}.", "success")
-        return _redirect(_tab_url(customer))
+        return redirect_htmx(_tab_url(customer))
     status = 422 if request.method == "POST" else 200
     return render_template(
         "console/subscription_terminate.html",
