@@ -237,3 +237,20 @@ def test_a_revoked_or_missing_key_gets_401(client, api_client, org):
     response = api_client.get("/api/v1/activity_logs")
     assert response.status_code == 401
     assert response.json == {"status": 401, "error": "Unauthorized"}
+
+
+def test_subscription_entries_carry_and_filter_by_the_external_subscription_id(api_client, org):
+    factories.make_plan(org, code="basic")
+    api_client.post(
+        "/api/v1/subscriptions",
+        json={"subscription": {"external_customer_id": "acme", "plan_code": "basic",
+                               "external_id": "sub-acme"}},
+    )  # fmt: skip
+    api_client.delete("/api/v1/subscriptions/sub-acme")
+
+    body = logs(api_client, "?external_subscription_id=sub-acme")
+
+    assert types(body) == ["subscription.terminated", "subscription.started",
+                           "subscription.created"]  # fmt: skip
+    assert {item["external_subscription_id"] for item in body["activity_logs"]} == {"sub-acme"}
+    assert types(logs(api_client, "?external_subscription_id=sub-other")) == []

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, select
+from sqlalchemy import ColumnElement, func, select
 
 from billing.errors import NotFound
 from billing.models import ActivityLog, Agent, Customer, Organization
@@ -191,8 +191,11 @@ def _activity_conditions(
             )
         )
     if filters.external_subscription_id is not None:
-        # Subscriptions are not built yet: no entry concerns one.
-        conditions.append(false())
+        # Subscription entries are labelled with the subscription's external id.
+        conditions.append(
+            (ActivityLog.resource_type == "subscription")
+            & (ActivityLog.resource_label == filters.external_subscription_id)
+        )
     if filters.created_from is not None:
         conditions.append(ActivityLog.created_at >= filters.created_from)
     if filters.created_before is not None:

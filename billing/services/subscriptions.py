@@ -441,7 +441,13 @@ def _start(
     )
     db.session.add(subscription)
     db.session.flush()
-    _record(organization, subscription, "subscription.created", actor, _audited(subscription))
+    _record(
+        organization,
+        subscription,
+        "subscription.created",
+        actor,
+        audit.diff({}, _audited(subscription)),
+    )
     if subscription.subscription_at <= at:
         _activate(organization, subscription, subscription.subscription_at, actor)
     return subscription

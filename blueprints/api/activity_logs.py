@@ -57,7 +57,9 @@ def serialize_activity_log(entry: ActivityLog, external_customer_id: str | None)
         "resource_id": entry.resource_id,
         "resource_type": lago_resource_type(entry.resource_type),
         "external_customer_id": external_customer_id,
-        "external_subscription_id": None,
+        "external_subscription_id": (
+            entry.resource_label if entry.resource_type == "subscription" else None
+        ),
         "logged_at": iso_utc(entry.created_at),
         "created_at": iso_utc(entry.created_at),
         "api_key_id": entry.actor_id if entry.actor_type == "api_key" else None,
