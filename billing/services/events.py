@@ -37,6 +37,7 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 
 from billing.aggregation import event_dimensions, event_value
 from billing.errors import NotFound, ValidationFailed
@@ -365,7 +366,7 @@ def _rows(
     organization: Organization,
     events: Sequence[EventInput],
     now: datetime,
-    subscriptions: Mapping[str, list[_SubscriptionInfo]],
+    subscriptions: Mapping[str, list[_SubscriptionRow]],
     metrics: Mapping[str, MetricInfo],
 ) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[StoredEventRow, _Matched]]]:
     """The events' rows to insert, and by key what each would store and what it matched."""
@@ -411,41 +412,25 @@ def _rows(
     return rows, results
 
 
-@dataclass(frozen=True)
-class _SubscriptionInfo:
-    id: int
-    lago_id: uuid.UUID
-    started_at: datetime
-    terminated_at: datetime | None
-    customer_id: int
-    customer_lago_id: uuid.UUID
-    customer_timezone: str | None
+#: a row of `_subscriptions_statement`: id, lago_id, external_id, started_at, terminated_at,
+#: customer_id, customer_lago_id, customer_timezone
+_SubscriptionRow = Row[Any]
 
 
 def _lookups(
     organization_id: int, events: Sequence[EventInput]
-) -> tuple[dict[str, list[_SubscriptionInfo]], dict[str, MetricInfo]]:
+) -> tuple[dict[str, list[_SubscriptionRow]], dict[str, MetricInfo]]:
     """Started subscriptions (active or terminated) of the events' external ids, newest start
     first, and the live metrics of their codes. Read in the request's own transaction and never
     cached: a subscription or metric changed a moment ago, by any process, applies at once."""
     connection = _connection()
     many, external_ids = _values({event.external_subscription_id for event in events})
-    subscriptions: dict[str, list[_SubscriptionInfo]] = {}
+    subscriptions: dict[str, list[_SubscriptionRow]] = {}
     for row in connection.execute(
         _statement("subscriptions", many),
         {"organization_id": organization_id, "external_ids": external_ids},
     ):
-        subscriptions.setdefault(row.external_id, []).append(
-            _SubscriptionInfo(
-                row.id,
-                row.lago_id,
-                row.started_at,
-                row.terminated_at,
-                row.customer_id,
-                row.customer_lago_id,
-                row.timezone,
-            )
-        )
+        subscriptions.setdefault(row.external_id, []).append(row)
     many, codes = _values({event.code for event in events})
     metrics = {
         row.code: metric_info(row)
@@ -469,7 +454,7 @@ def metric_info(metric: Any) -> MetricInfo:
 def _match(
     event: EventInput,
     timestamp: datetime,
-    subscriptions: Mapping[str, list[_SubscriptionInfo]],
+    subscriptions: Mapping[str, list[_SubscriptionRow]],
     metrics: Mapping[str, MetricInfo],
     organization_timezone: str | None,
 ) -> _Matched:
@@ -770,7 +755,7 @@ def _subscriptions_statement(_dialect: str, many: bool) -> Any:
             subscriptions.c.terminated_at,
             subscriptions.c.customer_id,
             customers.c.lago_id.label("customer_lago_id"),
-            customers.c.timezone,
+            customers.c.timezone.label("customer_timezone"),
         )
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .where(
