@@ -37,6 +37,8 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/customer_search.py $(BENCH_ARGS)
 	$(BIN)/python bench/console_list.py $(BENCH_ARGS)
+	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
+	$(BIN)/python bench/current_usage.py $(BENCH_ARGS)
 
 screenshots: $(STAMP)
 	$(BIN)/python docs/screenshots.py

@@ -54,7 +54,6 @@ TARGET_SINGLE = 2_000
 TARGET_BATCH = 30_000
 TARGET_BATCH_RATIO = 0.30
 WRK = shutil.which("wrk")
-GUNICORN_ARGS = os.environ.get("GUNICORN_ARGS", "")
 
 LUA = """
 local counter = 0
@@ -102,8 +101,8 @@ def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
     """A gunicorn server of the app on a free port; yields its base URL."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603
-        [str(BIN / "gunicorn"), "--workers", str(workers), *GUNICORN_ARGS.split(),
-         "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"],
+        [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--log-level", "warning", "app:create_app()"],
         cwd=ROOT, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

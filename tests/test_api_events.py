@@ -231,6 +231,68 @@ def test_batch_stores_all_in_order(api_client, setup):
     )
 
 
+def test_buckets_add_up_exactly_across_requests(api_client, setup):
+    """The bucket merge runs in SQL (NUMERIC on PostgreSQL, Decimal functions on SQLite): sums
+    stay exact, max keeps the larger value, and an older event sent later does not replace the
+    latest value (an equal timestamp does: the later-ingested event wins)."""
+    sent = [
+        (1710500000, "0.1"),
+        (1710500060, "0.2"),
+        (1710500030, "10.50"),  # the max, but older than the latest
+        (1710500060, "9.999"),  # same time as the latest: replaces it
+    ]
+    for number, (timestamp, value) in enumerate(sent):
+        payload = event("sub-1", "storage", f"x{number}", timestamp=timestamp)
+        assert post(api_client, {**payload, "properties": {"value": value}}).status_code == 200
+
+    [bucket] = buckets(setup)
+
+    assert (bucket.events_count, bucket.sum_value, bucket.max_value, bucket.latest_value) == (
+        4,
+        Decimal("20.799"),
+        Decimal("10.50"),
+        Decimal("9.999"),
+    )
+    assert str(bucket.sum_value) == "20.799"
+    assert bucket.latest_timestamp == datetime.fromtimestamp(1710500060, UTC)
+
+
+def test_batch_over_several_subscriptions_and_codes_matches_each_event(api_client, setup):
+    other = make_subscription(
+        setup.org, factories.make_customer(setup.org), setup.plan, STARTED, external_id="sub-2"
+    )
+    payloads = [
+        event("sub-1", "storage", "m1", timestamp=1710500000, properties={"value": 1}),
+        event("sub-2", "storage", "m2", timestamp=1710500000, properties={"value": 2}),
+        event("sub-2", "calls", "m3", timestamp=1710500000),
+        event("sub-3", "calls", "m4", timestamp=1710500000),
+    ]
+
+    response = batch(api_client, payloads)
+
+    assert response.status_code == 200
+    assert [e["lago_subscription_id"] for e in response.json["events"]] == [
+        str(setup.subscription.lago_id),
+        str(other.lago_id),
+        str(other.lago_id),
+        None,
+    ]
+    db.session.expire_all()
+    by_key = {
+        (b.subscription_id, b.billable_metric_id): (b.events_count, b.sum_value)
+        for b in db.session.scalars(
+            select(UsageBucket).where(
+                UsageBucket.subscription_id.in_([setup.subscription.id, other.id])
+            )
+        )
+    }
+    assert by_key == {
+        (setup.subscription.id, setup.metric.id): (1, Decimal(1)),
+        (other.id, setup.metric.id): (1, Decimal(2)),
+        (other.id, setup.counter.id): (1, Decimal(0)),
+    }
+
+
 def test_batch_duplicate_inside_counts_once(api_client, setup):
     payload = event("sub-1", "storage", "dup", timestamp=1710500000, properties={"value": 7})
     response = batch(api_client, [payload, payload])

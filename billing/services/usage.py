@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import Table, bindparam, delete, or_, select, text
 from sqlalchemy.orm import joinedload, selectinload
 
 from billing.aggregation import (
@@ -115,6 +115,33 @@ class UsageSummary:
 # Current usage
 
 
+#: built once (every current-usage request runs it): the customer's active subscription with
+#: everything `current_usage` reads of it, plan charges and filters included
+_ACTIVE_SUBSCRIPTION_FOR_USAGE = (
+    select(Subscription)
+    .join(Customer, Customer.id == Subscription.customer_id)
+    .where(
+        Subscription.organization_id == bindparam("organization_id"),
+        Customer.organization_id == bindparam("organization_id"),
+        Customer.external_id == bindparam("customer_external_id"),
+        Customer.deleted_at.is_(None),
+        Subscription.external_id == bindparam("external_subscription_id"),
+        Subscription.status == SubscriptionStatus.ACTIVE,
+    )
+    .options(
+        joinedload(Subscription.customer).joinedload(Customer.organization),
+        joinedload(Subscription.plan)
+        .selectinload(Plan.charges)
+        .options(joinedload(Charge.billable_metric), selectinload(Charge.filters)),
+    )
+)
+_LIVE_CUSTOMER = select(Customer.id).where(
+    Customer.organization_id == bindparam("organization_id"),
+    Customer.external_id == bindparam("customer_external_id"),
+    Customer.deleted_at.is_(None),
+)
+
+
 def active_subscription_for_usage(
     organization: Organization, customer_external_id: str, external_subscription_id: str | None
 ) -> Subscription:
@@ -123,33 +150,17 @@ def active_subscription_for_usage(
     NotFound("customer") for an unknown customer; NotAllowed("no_active_subscription") when the
     subscription is unknown, not active, or someone else's.
     """
-    customer_id = db.session.scalar(
-        select(Customer.id).where(
-            Customer.organization_id == organization.id,
-            Customer.external_id == customer_external_id,
-            Customer.deleted_at.is_(None),
-        )
-    )
-    if customer_id is None:
-        raise NotFound("customer")
+    params = {
+        "organization_id": organization.id,
+        "customer_external_id": customer_external_id,
+        "external_subscription_id": external_subscription_id,
+    }
     subscription = None
     if external_subscription_id:
-        subscription = db.session.scalar(
-            select(Subscription)
-            .where(
-                Subscription.organization_id == organization.id,
-                Subscription.customer_id == customer_id,
-                Subscription.external_id == external_subscription_id,
-                Subscription.status == SubscriptionStatus.ACTIVE,
-            )
-            .options(
-                joinedload(Subscription.customer).joinedload(Customer.organization),
-                joinedload(Subscription.plan)
-                .selectinload(Plan.charges)
-                .options(joinedload(Charge.billable_metric), selectinload(Charge.filters)),
-            )
-        )
+        subscription = db.session.scalar(_ACTIVE_SUBSCRIPTION_FOR_USAGE, params)
     if subscription is None:
+        if db.session.scalar(_LIVE_CUSTOMER, params) is None:
+            raise NotFound("customer")
         raise NotAllowed("no_active_subscription")
     return subscription
 
@@ -173,6 +184,29 @@ def current_usage(subscription: Subscription, at: datetime | None = None) -> Usa
         total_amount_cents=amount,
         charges=charges,
     )
+
+
+_BUCKETS: Table = UsageBucket.__table__  # type: ignore[assignment]
+#: built once: the buckets of a subscription's period (and every earlier day of the metrics
+#: whose sums carry over)
+_PERIOD_BUCKETS = select(
+    _BUCKETS.c.billable_metric_id,
+    _BUCKETS.c.day,
+    _BUCKETS.c.dimensions,
+    _BUCKETS.c.events_count,
+    _BUCKETS.c.sum_value,
+    _BUCKETS.c.max_value,
+    _BUCKETS.c.latest_value,
+    _BUCKETS.c.latest_timestamp,
+).where(
+    _BUCKETS.c.subscription_id == bindparam("subscription_id"),
+    _BUCKETS.c.billable_metric_id.in_(bindparam("metric_ids", expanding=True)),
+    _BUCKETS.c.day <= bindparam("last_day"),
+    or_(
+        _BUCKETS.c.day >= bindparam("first_day"),
+        _BUCKETS.c.billable_metric_id.in_(bindparam("carried_metric_ids", expanding=True)),
+    ),
+)
 
 
 @dataclass
@@ -203,22 +237,15 @@ class _UsageReader:
             return {}
         # a recurring sum adds every day since the subscription started
         carried = [m.id for m in metrics if m.recurring and m.aggregation_type == "sum_agg"]
-        rows = db.session.execute(
-            select(
-                UsageBucket.billable_metric_id,
-                UsageBucket.day,
-                UsageBucket.dimensions,
-                UsageBucket.events_count,
-                UsageBucket.sum_value,
-                UsageBucket.max_value,
-                UsageBucket.latest_value,
-                UsageBucket.latest_timestamp,
-            ).where(
-                UsageBucket.subscription_id == self.subscription.id,
-                UsageBucket.billable_metric_id.in_([m.id for m in metrics]),
-                UsageBucket.day <= self.last_day,
-                or_(UsageBucket.day >= self.first_day, UsageBucket.billable_metric_id.in_(carried)),
-            )
+        rows = db.session.connection().execute(
+            _PERIOD_BUCKETS,
+            {
+                "subscription_id": self.subscription.id,
+                "metric_ids": [m.id for m in metrics],
+                "carried_metric_ids": carried,
+                "first_day": self.first_day,
+                "last_day": self.last_day,
+            },
         )
         found: dict[int, list[Any]] = defaultdict(list)
         for row in rows:
