@@ -257,6 +257,19 @@ def test_buckets_add_up_exactly_across_requests(api_client, setup):
     assert bucket.latest_timestamp == datetime.fromtimestamp(1710500060, UTC)
 
 
+def test_batch_events_at_one_time_leave_the_last_sent_as_latest(api_client, setup):
+    latest = make_metric(setup.org, "latest_agg", "value", code="level")
+    payloads = [
+        event("sub-1", "level", f"t{n}", timestamp=1710500000, properties={"value": n})
+        for n in (5, 3, 9, 4)
+    ]
+
+    assert batch(api_client, payloads).status_code == 200
+
+    [bucket] = [b for b in buckets(setup) if b.billable_metric_id == latest.id]
+    assert (bucket.events_count, bucket.latest_value) == (4, Decimal(4))
+
+
 def test_batch_over_several_subscriptions_and_codes_matches_each_event(api_client, setup):
     other = make_subscription(
         setup.org, factories.make_customer(setup.org), setup.plan, STARTED, external_id="sub-2"

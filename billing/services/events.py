@@ -311,8 +311,9 @@ def _ingest(organization: Organization, events: Sequence[EventInput]) -> list[St
         _check_replays(existing, replays)
         stored.update(existing)
     tally = BucketTally()
-    for key in inserted_keys:
-        stored_row, matched = results[key]
+    for key, (stored_row, matched) in results.items():  # in request order: latest-value ties
+        if key not in inserted_keys:
+            continue
         if matched.error_code is not None:
             _emit_event_error(organization.id, stored_row.event)
         elif matched.metric is not None and matched.subscription_id is not None:
