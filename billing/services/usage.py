@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Table, bindparam, delete, or_, select, text
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import contains_eager, joinedload
 
 from billing.aggregation import (
     EventPoint,
@@ -128,11 +128,13 @@ _ACTIVE_SUBSCRIPTION_FOR_USAGE = (
         Subscription.external_id == bindparam("external_subscription_id"),
         Subscription.status == SubscriptionStatus.ACTIVE,
     )
+    # one round trip: the customer from the join (its organization is the API key's, already
+    # in the session), the plan's few charges and filters joined
     .options(
-        joinedload(Subscription.customer).joinedload(Customer.organization),
+        contains_eager(Subscription.customer),
         joinedload(Subscription.plan)
-        .selectinload(Plan.charges)
-        .options(joinedload(Charge.billable_metric), selectinload(Charge.filters)),
+        .joinedload(Plan.charges)
+        .options(joinedload(Charge.billable_metric), joinedload(Charge.filters)),
     )
 )
 _LIVE_CUSTOMER = select(Customer.id).where(
@@ -157,7 +159,8 @@ def active_subscription_for_usage(
     }
     subscription = None
     if external_subscription_id:
-        subscription = db.session.scalar(_ACTIVE_SUBSCRIPTION_FOR_USAGE, params)
+        result = db.session.execute(_ACTIVE_SUBSCRIPTION_FOR_USAGE, params)
+        subscription = result.unique().scalar_one_or_none()
     if subscription is None:
         if db.session.scalar(_LIVE_CUSTOMER, params) is None:
             raise NotFound("customer")
