@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from billing.models import Customer, CustomerMetadata, IntegrationCustomer
 from billing.timeutil import iso_utc
 
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
-def serialize_metadata(item: CustomerMetadata) -> dict[str, Any]:
+    from billing.services.customers import ListedCustomer
+
+
+def serialize_metadata(item: CustomerMetadata | Row[Any]) -> dict[str, Any]:
     return {
         "lago_id": str(item.lago_id),
         "key": item.key,
@@ -18,7 +23,7 @@ def serialize_metadata(item: CustomerMetadata) -> dict[str, Any]:
     }
 
 
-def serialize_integration_customer(item: IntegrationCustomer) -> dict[str, Any]:
+def serialize_integration_customer(item: IntegrationCustomer | Row[Any]) -> dict[str, Any]:
     return {
         "lago_id": str(item.lago_id),
         "type": item.integration_type,
@@ -29,7 +34,7 @@ def serialize_integration_customer(item: IntegrationCustomer) -> dict[str, Any]:
     }
 
 
-def serialize_billing_configuration(customer: Customer) -> dict[str, Any]:
+def serialize_billing_configuration(customer: Customer | ListedCustomer) -> dict[str, Any]:
     config: dict[str, Any] = {
         "invoice_grace_period": customer.invoice_grace_period,
         "payment_provider": customer.payment_provider,
@@ -52,7 +57,7 @@ def serialize_billing_configuration(customer: Customer) -> dict[str, Any]:
     return config
 
 
-def serialize_shipping_address(customer: Customer) -> dict[str, Any]:
+def serialize_shipping_address(customer: Customer | ListedCustomer) -> dict[str, Any]:
     return {
         "address_line1": customer.shipping_address_line1,
         "address_line2": customer.shipping_address_line2,
@@ -63,8 +68,9 @@ def serialize_shipping_address(customer: Customer) -> dict[str, Any]:
     }
 
 
-def serialize_customer(customer: Customer) -> dict[str, Any]:
-    """Lago's customer object (lago-api.md §4): every key, null when empty."""
+def serialize_customer(customer: Customer | ListedCustomer) -> dict[str, Any]:
+    """Lago's customer object (lago-api.md §4): every key, null when empty. The same for a
+    loaded customer and a listed one."""
     return {
         "lago_id": str(customer.lago_id),
         "external_id": customer.external_id,

@@ -1,5 +1,6 @@
 """/api/v1/customers: Lago's upsert semantics, filters, soft delete, and its error shapes."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -302,6 +303,49 @@ def test_list_is_newest_first_with_lago_pagination_meta(api_client, org):
     assert [c["external_id"] for c in page3["customers"]] == ["c0"]
     assert page3["meta"]["next_page"] is None
     assert page3["meta"]["prev_page"] == 2
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?search_term=hooli",  # the matches first, then their page
+        "?search_term=hooli&per_page=1&page=2",  # many matches: a walk in list order
+        "?per_page=2&page=3",
+        "?metadata[tier]=v1",
+    ],
+)
+def test_a_listed_customer_is_exactly_the_shown_customer(api_client, org, query):
+    """Lists read customers as rows, the show endpoint as models: the JSON is the same."""
+    upsert(api_client, **FULL_PAYLOAD)
+    second = dict(
+        FULL_PAYLOAD,
+        external_id="hooli-2",
+        metadata=[
+            {"key": key, "value": f"v{n}", "display_in_invoice": n % 2 == 0}
+            for n, key in enumerate(["zeta", "tier", "alpha"])
+        ],
+        integration_customers=[
+            {"integration_type": "netsuite", "integration_code": "ns", "subsidiary_id": "7",
+             "external_customer_id": "ns-1", "sync_with_provider": True},
+            {"integration_type": "hubspot", "integration_code": "hs", "external_customer_id": "h"},
+        ],
+    )  # fmt: skip
+    upsert(api_client, **second)
+    upsert(api_client, external_id="hooli-bare", name="Hooli Bare")
+    for n in range(40):
+        factories.make_customer(org, external_id=f"hooli-{n + 3}", name=f"Hooli {n}")
+    api_client.post(
+        "/api/v1/customers", json={"customer": {"external_id": "gone", "name": "Hooli"}}
+    )
+    api_client.delete("/api/v1/customers/gone")
+
+    listed = api_client.get(f"/api/v1/customers{query}").get_json()["customers"]
+
+    assert listed
+    for customer in listed:
+        shown = api_client.get(f"/api/v1/customers/{customer['external_id']}").get_json()
+        assert json.dumps(customer, sort_keys=True) == json.dumps(shown["customer"], sort_keys=True)
 
 
 def test_empty_list_has_current_page_zero(api_client):
