@@ -315,6 +315,34 @@ def test_the_chart_has_one_bar_per_local_day_of_the_period(agent_client, custome
     assert " style=" not in page
 
 
+def test_chart_captions_give_the_period_units_in_the_metric_terms(org, agent_client, customer):
+    """Daily bars add up for a sum; for a peak metric the caption is the peak, not their sum."""
+    calls = factories.make_billable_metric(org, name="API calls", code="api_calls")
+    storage = factories.make_billable_metric(
+        org, name="Storage", code="storage", aggregation_type="max_agg", field_name="gb"
+    )
+    plan = factories.make_plan(
+        org, code="mixed", charges=[
+            {"billable_metric_id": str(metric.lago_id), "charge_model": "standard",
+             "properties": {"amount": "1"}}
+            for metric in (calls, storage)
+        ],
+    )  # fmt: skip
+    subscription = subscribe(org, customer, plan)
+    ingest_events(org, [
+        event(subscription, code, f"{code}-{day}",
+              timestamp=unix(datetime(2026, 5, day, 9, tzinfo=UTC)),
+              properties={"value": value, "gb": value})
+        for code in ("api_calls", "storage") for day, value in ((3, 5), (4, 9), (5, 4))
+    ])  # fmt: skip
+    db.session.commit()
+
+    page = tab(agent_client, customer).text
+
+    assert "API calls per day <small>· 18 in the period so far</small>" in page
+    assert "Storage per day <small>· 9 at the peak of the period</small>" in page
+
+
 def test_the_header_shows_the_active_plan_and_the_next_invoice(agent_client, customer, metered):
     page = agent_client.get(f"/customers/{customer.lago_id}").text
     header = page.split('<nav class="tabs"', 1)[0]

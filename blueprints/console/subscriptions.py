@@ -168,6 +168,15 @@ class ChartBar:
     future: bool
 
 
+#: how the caption names a period's units, by aggregation (sums and counts add up the days)
+CHART_TOTAL_WORDS = {
+    "max_agg": "at the peak of the period",
+    "latest_agg": "latest value",
+    "unique_count_agg": "distinct in the period",
+    "weighted_sum_agg": "time-weighted over the period",
+}
+
+
 @dataclass
 class UsageChart:
     """A bar per local day of the period, laid out for an inline SVG (no style attributes)."""
@@ -177,6 +186,7 @@ class UsageChart:
     ticks: list[tuple[float, str]]
     labels: list[tuple[float, str]]
     bar_width: float
+    #: the period's aggregated units so far
     total: Decimal
 
     WIDTH = 480
@@ -187,12 +197,22 @@ class UsageChart:
     BOTTOM = 24
 
     @property
+    def caption(self) -> str:
+        """What `total` is, in the metric's terms."""
+        word = CHART_TOTAL_WORDS.get(self.metric.aggregation_type, "in the period so far")
+        return f"{format_units(self.total)} {word}"
+
+    @property
     def baseline(self) -> float:
         return self.HEIGHT - self.BOTTOM
 
     @classmethod
     def build(
-        cls, metric: BillableMetric, series: list[tuple[date, Decimal]], today: date
+        cls,
+        metric: BillableMetric,
+        series: list[tuple[date, Decimal]],
+        today: date,
+        total: Decimal,
     ) -> UsageChart:
         plot_width = cls.WIDTH - cls.LEFT - cls.RIGHT
         plot_height = cls.HEIGHT - cls.TOP - cls.BOTTOM
@@ -223,7 +243,6 @@ class UsageChart:
             for index, (day, _units) in enumerate(series)
             if index % every == 0
         ]
-        total = sum((units for _day, units in series), Decimal(0))
         return cls(metric, bars, ticks, labels, round(bar_width, 2), total)
 
 
@@ -267,7 +286,7 @@ def subscription_views(customer: Customer, at: datetime) -> list[SubscriptionVie
         usage, charts = None, []
         if subscription.status == ACTIVE:
             usage = usage_service.current_usage(subscription, at)
-            charts = _charts(subscription, usage.period, local_date(at, timezone))
+            charts = _charts(usage, local_date(at, timezone))
         views.append(
             SubscriptionView(
                 subscription=subscription,
@@ -291,14 +310,21 @@ def _local_bounds(period: Period, timezone: str) -> tuple[date, date]:
     return days[0], days[-1]
 
 
-def _charts(subscription: Subscription, period: Period, today: date) -> list[UsageChart]:
-    """One chart per metric the plan charges (a metric charged twice is drawn once)."""
-    metrics: dict[int, BillableMetric] = {}
-    for charge in subscription.plan.charges:
-        metrics.setdefault(charge.billable_metric.id, charge.billable_metric)
+def _charts(usage: usage_service.UsageSummary, today: date) -> list[UsageChart]:
+    """One chart per metric the plan charges (a metric charged twice is drawn once), captioned
+    with the period's aggregated units (a peak, a distinct count, … not a sum of the days)."""
+    period_units: dict[int, tuple[BillableMetric, Decimal]] = {}
+    for charge in usage.charges:
+        metric = charge.billable_metric
+        period_units.setdefault(metric.id, (metric, charge.total_aggregated_units))
     return [
-        UsageChart.build(metric, usage_service.daily_usage(subscription, metric, period), today)
-        for metric in metrics.values()
+        UsageChart.build(
+            metric,
+            usage_service.daily_usage(usage.subscription, metric, usage.period),
+            today,
+            units,
+        )
+        for metric, units in period_units.values()
     ]
 
 
