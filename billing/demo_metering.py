@@ -201,8 +201,8 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
         {"transaction_id": "demo-gpu-1", "external_subscription_id": "acme-growth",
          "code": "gpu_minutes", "properties": {"minutes": 12}},
     ]  # fmt: skip
-    for start in range(0, len(events), MAX_BATCH_SIZE):
-        ingest_events(organization, events[start : start + MAX_BATCH_SIZE])
+    for offset in range(0, len(events), MAX_BATCH_SIZE):
+        ingest_events(organization, events[offset : offset + MAX_BATCH_SIZE])
     subscriptions = db.session.scalar(
         select(func.count(Subscription.id)).where(Subscription.organization_id == organization.id)
     )

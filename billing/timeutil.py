@@ -31,7 +31,8 @@ def iso_utc(value: datetime | None) -> str | None:
     """Lago's timestamp format: second precision, `Z` suffix."""
     if value is None:
         return None
-    return as_utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat is several times faster than strftime, and lists serialize many timestamps
+    return as_utc(value).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def in_zone(value: datetime, timezone: str) -> datetime:

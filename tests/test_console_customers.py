@@ -175,7 +175,9 @@ def test_create_without_external_id_generates_one(agent_client, org):
     response = agent_client.post("/customers/new", data=form_data())
 
     assert response.status_code == 302
-    customer = factories.db_scalar(select(Customer).where(Customer.name == "Initech"))
+    customer = factories.db_scalar(
+        select(Customer).where(Customer.organization_id == org.id, Customer.name == "Initech")
+    )
     assert re.fullmatch(r"cus_[0-9A-Z]{26}", customer.external_id)
     assert response.headers["Location"] == f"/customers/{customer.lago_id}"
     assert customer.document_locale == "fr"
