@@ -12,7 +12,13 @@ from sqlalchemy.orm import selectinload
 
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import generate_external_id
-from billing.models import Customer, CustomerMetadata, IntegrationCustomer, Organization
+from billing.models import (
+    Customer,
+    CustomerMetadata,
+    IntegrationCustomer,
+    Organization,
+    Subscription,
+)
 from billing.models.customers import CustomerStatus
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
@@ -23,6 +29,7 @@ from billing.services.search import (
     count_matches_sqlite,
     matching_customers,
 )
+from billing.services.usage import rebuild_usage
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -157,6 +164,8 @@ def _save(
     if before is not None and not changes:
         return
     customer.updated_at = now_utc()
+    if before is not None and "timezone" in changes:
+        rebucket_usage(organization, customer)
     event = "customer.created" if before is None else "customer.updated"
     audit.record_activity(
         organization_id=organization.id,
@@ -172,7 +181,12 @@ def _save(
 
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
-    """Soft-delete: the customer leaves lists and lookups; its external id is free again."""
+    """Soft-delete: the customer's subscriptions end (active ones terminated, those not started
+    canceled), then it leaves lists and lookups; its external id is free again."""
+    # Imported here: the subscriptions service builds on this module (it creates customers).
+    from billing.services.subscriptions import end_customer_subscriptions  # noqa: PLC0415
+
+    end_customer_subscriptions(organization, customer, actor)
     customer.deleted_at = now_utc()
     customer.updated_at = customer.deleted_at
     db.session.flush()
@@ -187,6 +201,22 @@ def delete_customer(organization: Organization, customer: Customer, actor: audit
     )
     outbox.emit(organization.id, "customer.deleted", "customer", serialize_customer(customer))
     return customer
+
+
+def rebucket_usage(organization: Organization, customer: Customer | None = None) -> None:
+    """Usage buckets are days in the customer's zone: after a zone change, recompute them for
+    this customer's subscriptions, or (no customer: the organization's zone changed) for every
+    customer that follows the organization's zone."""
+    query = select(Subscription.id).where(Subscription.organization_id == organization.id)
+    if customer is not None:
+        query = query.where(Subscription.customer_id == customer.id)
+    else:
+        query = query.join(Customer, Customer.id == Subscription.customer_id).where(
+            Customer.timezone.is_(None)
+        )
+    subscription_ids = list(db.session.scalars(query))
+    if subscription_ids:
+        rebuild_usage(subscription_ids)
 
 
 def _next_sequential_id(organization: Organization) -> int:

@@ -16,6 +16,7 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import Agent, AgentRole, Organization
 from billing.reference import DOCUMENT_LOCALES, currency_codes, timezones
 from billing.services import audit
+from billing.services.customers import rebucket_usage
 from extensions import db
 
 # --- organization profile and billing defaults -----------------------------------------------
@@ -79,6 +80,8 @@ def update_organization_settings(
     except IntegrityError:
         # Another organization took the name between our check and this write.
         raise ValidationFailed({"name": ["value_already_exist"]}) from None
+    if "timezone" in changes:
+        rebucket_usage(organization)
     audit.record_activity(
         organization_id=organization.id,
         actor=actor,

@@ -621,6 +621,19 @@ def cancel_subscription(
     return subscription
 
 
+def end_customer_subscriptions(
+    organization: Organization, customer: Customer, actor: audit.Actor, at: datetime | None = None
+) -> None:
+    """What deleting a customer does to its subscriptions: active ones are terminated (with
+    their pending downgrades), those that have not started are canceled."""
+    for subscription in customer_subscriptions(customer):
+        _lock(subscription)
+        if subscription.status == ACTIVE:
+            terminate_subscription(organization, subscription, actor, at)
+        elif subscription.status == PENDING and subscription.previous_subscription_id is None:
+            cancel_subscription(organization, subscription, actor, at)
+
+
 def _lock(subscription: Subscription) -> None:
     """Lock the row and read its committed state (a concurrent change may have moved it)."""
     db.session.refresh(subscription, with_for_update=True)
