@@ -89,6 +89,34 @@ def test_filters_and_sorting_combine_and_the_url_reproduces_the_view(
     assert customer_names(agent_client.get(f"/customers?{query}")) == expected
 
 
+def test_the_list_shows_active_plans_and_filters_on_having_an_active_subscription(
+    agent_client, org, three_customers
+):
+    metric = factories.make_billable_metric(org, code="api_calls")
+    charges = [{"billable_metric_id": str(metric.lago_id), "charge_model": "standard",
+                "properties": {"amount": "1"}}]  # fmt: skip
+    growth = factories.make_plan(org, code="growth", name="Growth", charges=charges)
+    starter = factories.make_plan(org, code="starter", name="Starter", charges=charges)
+    acme, globex, _hooli = three_customers
+    factories.make_subscription(org, acme, growth, external_id="acme-1")
+    factories.make_subscription(org, acme, starter, external_id="acme-2")
+    ended = factories.make_subscription(org, globex, growth, external_id="globex-1")
+    agent_client.post(
+        f"/customers/{globex.lago_id}/subscriptions/{ended.lago_id}/terminate",
+        data={"confirm": "y"},
+    )
+
+    everyone = agent_client.get("/customers?sort=name").text
+    active = agent_client.get("/customers?status=active", htmx=True)
+    inactive = agent_client.get("/customers?status=inactive&sort=name", htmx=True)
+
+    assert re.search(r">Acme</a></td>.*?<td>Growth, Starter</td>", everyone, re.S)
+    assert re.search(r">Globex</a></td>(?:(?!</tr>).)*<td></td>", everyone, re.S)
+    assert customer_names(active) == ["Acme"]
+    assert customer_names(inactive) == ["Globex", "Hooli"]
+    assert "Active (subscribed)" in everyone
+
+
 def test_bad_filter_values_are_ignored_not_errors(agent_client, three_customers):
     response = agent_client.get("/customers?created_from=yesterday&sort=password&page=-3")
     assert response.status_code == 200

@@ -264,6 +264,20 @@ def customer_subscriptions(customer: Customer) -> list[Subscription]:
     )
 
 
+def active_plan_names(customer_ids: Iterable[int]) -> dict[int, list[str]]:
+    """customer id → the names of its active subscriptions' plans (one query, for a list page)."""
+    plans: dict[int, list[str]] = {}
+    rows = db.session.execute(
+        select(Subscription.customer_id, Plan.name)
+        .join(Plan, Plan.id == Subscription.plan_id)
+        .where(Subscription.customer_id.in_(list(customer_ids)), Subscription.status == ACTIVE)
+        .order_by(Subscription.customer_id, Plan.name)
+    )
+    for customer_id, name in rows:
+        plans.setdefault(customer_id, []).append(name)
+    return plans
+
+
 def next_subscriptions(subscriptions: Iterable[Subscription]) -> dict[int, Subscription]:
     """subscription id → its pending downgrade, for those that have one (one query)."""
     ids = [s.id for s in subscriptions if s.status == ACTIVE]

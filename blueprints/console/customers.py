@@ -63,7 +63,12 @@ SORT_COLUMNS = {
     "currency": "Currency",
     "created_at": "Created",
 }
-STATUSES = ("active", "inactive", "deleted")
+#: the status filter's choices; "active" means "has an active subscription"
+STATUSES = {
+    "active": "Active (subscribed)",
+    "inactive": "Inactive (no active subscription)",
+    "deleted": "Deleted",
+}
 TABS = {
     "overview": "Overview",
     "invoices": "Invoices",
@@ -189,6 +194,7 @@ def customers() -> ResponseReturnValue:
         query=query,
         page=page,
         sort_columns=SORT_COLUMNS,
+        active_plans=subscription_service.active_plan_names(c.id for c in page.items),
         currencies=sorted(currency_codes()),
         country_options=country_choices()[1:],
         statuses=STATUSES,
