@@ -37,6 +37,7 @@ demo = click.Group("demo", help="Demo data for a first look.")
 jobs = click.Group("jobs", help="The jobs process (scheduler).")
 customers = click.Group("customers", help="Customers in bulk.")
 usage = click.Group("usage", help="Usage buckets.")
+billing = click.Group("billing", help="Invoicing by hand (catch-up, backfill).")
 
 
 @orgs.command("create")
@@ -249,6 +250,40 @@ def rebuild_usage_command(org_name: str | None, external_id: str | None) -> None
     click.echo(f"Rebuilt the usage of {len(rebuilt)} subscriptions.")
 
 
+@billing.command("close-periods")
+@click.option(
+    "--at",
+    "at_text",
+    default=None,
+    metavar="ISO-DATETIME",
+    help="Invoice the periods ended at this instant (naive = UTC); default now.",
+)
+def close_periods_command(at_text: str | None) -> None:
+    """Invoice every billing period that has ended and has no invoice yet (the job's work).
+
+    Safe to run while the jobs process runs, and to rerun: a period is never invoiced twice.
+    """
+    from datetime import datetime
+
+    from billing.services import invoicing
+    from billing.timeutil import as_utc, now_utc
+
+    try:
+        at = as_utc(datetime.fromisoformat(at_text)) if at_text else now_utc()
+    except ValueError:
+        _fail(f"not an ISO date or datetime: {at_text!r}")
+    due = invoicing.count_due(at)
+    db.session.commit()
+    with click.progressbar(length=due, label="Closing periods") as bar:
+        report = invoicing.close_periods(at, progress=bar.update)
+    click.echo(
+        f"{report.invoices} invoice(s) created for {report.subscriptions} subscription(s); "
+        f"{report.already_invoiced} period(s) already invoiced."
+    )
+    if report.failed:
+        _fail(f"{len(report.failed)} subscription(s) failed: {', '.join(report.failed)}")
+
+
 def serve_command_factory() -> click.Command:
     @click.command("serve")
     @click.option("--host", default="127.0.0.1", show_default=True)
@@ -272,6 +307,6 @@ def serve_command_factory() -> click.Command:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (orgs, agents, demo, jobs, customers, usage):
+    for group in (orgs, agents, demo, jobs, customers, usage, billing):
         app.cli.add_command(group)
     app.cli.add_command(serve_command_factory())

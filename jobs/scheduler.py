@@ -101,3 +101,10 @@ from jobs.subscriptions import run_subscription_moves  # noqa: E402
 
 # Pending starts, downgrades and planned ends, checked every minute.
 JOBS.append(JobSpec("subscription_moves", run_subscription_moves, "interval", {"seconds": 60}))
+
+from jobs.invoicing import run_draft_finalization, run_overdue_marking, run_period_close  # noqa: E402
+
+# Ended periods are invoiced within a minute; drafts and overdue flags follow shortly.
+JOBS.append(JobSpec("period_close", run_period_close, "interval", {"seconds": 60}))
+JOBS.append(JobSpec("draft_finalization", run_draft_finalization, "interval", {"seconds": 60}))
+JOBS.append(JobSpec("overdue_invoices", run_overdue_marking, "interval", {"seconds": 300}))

@@ -140,3 +140,64 @@ def make_subscription(
     subscription = create_subscription(organization, payload, TEST_ACTOR)
     db.session.commit()
     return subscription
+
+
+# ---------------------------------------------------------------------------------------------
+# Invoicing
+
+
+def send_event(organization: Organization, subscription: Any, at: Any, **properties: Any) -> None:
+    """A committed usage event of the subscription's first charge's metric at `at`."""
+    from billing.services.events import ingest_event  # noqa: PLC0415
+
+    metric = subscription.plan.charges[0].billable_metric
+    ingest_event(
+        organization,
+        {
+            "transaction_id": uuid.uuid4().hex,
+            "external_subscription_id": subscription.external_id,
+            "code": metric.code,
+            "timestamp": at.timestamp(),
+            "properties": properties,
+        },
+    )
+    db.session.commit()
+
+
+def invoices_of(organization: Organization) -> list[Any]:
+    """The organization's invoices, oldest first, each checked with assert_amount_relations."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from billing.models import Invoice  # noqa: PLC0415
+
+    invoices = list(
+        db.session.scalars(
+            select(Invoice).where(Invoice.organization_id == organization.id).order_by(Invoice.id)
+        )
+    )
+    for invoice in invoices:
+        assert_amount_relations(invoice)
+    return invoices
+
+
+def assert_amount_relations(invoice: Any) -> None:
+    """Lago's amount relations (lago-api.md §10.1) and the payment status of a zero total."""
+    assert invoice.fees_amount_cents == sum(fee.amount_cents for fee in invoice.fees)
+    assert invoice.sub_total_excluding_taxes_amount_cents == (
+        invoice.fees_amount_cents
+        - invoice.coupons_amount_cents
+        - invoice.progressive_billing_credit_amount_cents
+    )
+    assert invoice.sub_total_including_taxes_amount_cents == (
+        invoice.sub_total_excluding_taxes_amount_cents + invoice.taxes_amount_cents
+    )
+    assert invoice.total_amount_cents == (
+        invoice.sub_total_including_taxes_amount_cents
+        - invoice.credit_notes_amount_cents
+        - invoice.prepaid_credit_amount_cents
+    )
+    assert invoice.total_due_amount_cents == (
+        invoice.total_amount_cents - invoice.total_paid_amount_cents
+    )
+    if invoice.status == "finalized" and invoice.total_amount_cents == 0:
+        assert invoice.payment_status == "succeeded"

@@ -4,6 +4,16 @@ from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.events import Event, EventError, UsageBucket
+from billing.models.invoices import (
+    Fee,
+    FeeType,
+    Invoice,
+    InvoiceMetadata,
+    InvoiceStatus,
+    InvoiceSubscription,
+    InvoicingReason,
+    PaymentStatus,
+)
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
@@ -20,6 +30,14 @@ __all__ = [
     "ChargeFilter",
     "Event",
     "EventError",
+    "Fee",
+    "FeeType",
+    "Invoice",
+    "InvoiceMetadata",
+    "InvoiceStatus",
+    "InvoiceSubscription",
+    "InvoicingReason",
+    "PaymentStatus",
     "Plan",
     "PlanInterval",
     "Subscription",

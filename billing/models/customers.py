@@ -128,6 +128,8 @@ class Customer(Base):
     finalize_zero_amount_invoice: Mapped[str] = mapped_column(String(16), default="inherit")
     skip_invoice_custom_sections: Mapped[bool] = mapped_column(default=False)
     external_salesforce_id: Mapped[str | None] = mapped_column(String(255))
+    #: last invoice sequential id handed out (incremented under a row lock at finalization)
+    invoices_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # billing_configuration
     #: days an invoice stays draft; null = the organization's

@@ -54,6 +54,7 @@ class Subscription(Base):
         Index("ix_subscriptions_org_external_id", "organization_id", "external_id"),
         Index("ix_subscriptions_customer", "customer_id", "status"),
         Index("ix_subscriptions_status_start", "status", "subscription_at"),
+        Index("ix_subscriptions_next_invoice", "next_invoice_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +80,9 @@ class Subscription(Base):
     previous_subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     on_termination_credit_note: Mapped[str | None] = mapped_column(String(16))
     on_termination_invoice: Mapped[str] = mapped_column(String(16), default="generate")
+    #: when the period to invoice next ends (UTC): the close job reads only subscriptions whose
+    #: value has passed; kept by services.invoicing; null = not invoiced yet or terminated
+    next_invoice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 

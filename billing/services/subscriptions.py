@@ -32,7 +32,7 @@ from billing.models import (
 )
 from billing.periods import local_date
 from billing.serializers_subscriptions import current_period, downgrade_at, serialize_subscription
-from billing.services import audit, outbox
+from billing.services import audit, invoicing, outbox
 from billing.services.customers import find_customer, upsert_customer
 from billing.services.pagination import Page
 from billing.timeutil import as_utc, now_utc
@@ -661,6 +661,7 @@ def _activate(
     db.session.expire(subscription.customer, ["has_active_subscription"])
     _record(organization, subscription, "subscription.started", actor)
     _emit(organization, subscription, "subscription.started")
+    invoicing.start_invoicing(subscription)
 
 
 def _terminate(
@@ -671,6 +672,7 @@ def _terminate(
     db.session.expire(subscription.customer, ["has_active_subscription"])
     _record(organization, subscription, "subscription.terminated", actor)
     _emit(organization, subscription, "subscription.terminated")
+    invoicing.invoice_termination(subscription)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -541,3 +541,28 @@ def rebuild_usage(subscription_ids: Sequence[int] | None = None) -> list[Rebuilt
             RebuiltUsage(subscription.id, subscription.external_id, events, len(tally.deltas))
         )
     return results
+
+
+# ---------------------------------------------------------------------------------------------
+# Closed periods (invoicing)
+
+
+def usage_for_period(subscription: Subscription, period: Period) -> UsageSummary:
+    """The usage and charge amounts of any `period` of the subscription, e.g. one that has
+    ended and is being invoiced (a termination's period ends at the termination instant),
+    read and priced exactly as `current_usage` does."""
+    timezone = subscription.customer.applicable_timezone
+    currency = subscription.plan.amount_currency
+    reader = _UsageReader(subscription, period, timezone)
+    usages = [reader.charge_usage(charge, currency) for charge in subscription.plan.charges]
+    total = sum(item.amount_cents for item in usages)
+    return UsageSummary(
+        subscription,
+        period,
+        local_date(period.inclusive_end, timezone),
+        currency,
+        total,
+        0,
+        total,
+        usages,
+    )

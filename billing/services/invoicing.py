@@ -1,0 +1,899 @@
+"""Invoicing: closing billing periods into invoices, drafts, finalization, payment status.
+
+What a subscription is billed (Lago's behaviour, lago-api.md §8, §10):
+
+- ``subscription_starting``: when a subscription on a plan paid **in advance** starts, its
+  first period's base fee (prorated when the calendar period is partial; no fee for trial days).
+  Billed at activation, through `start_invoicing`, which the subscriptions service calls.
+- ``subscription_periodic``: when a period has ended in the customer's timezone, its usage (one
+  fee per charge, and per charge filter) plus the base fee: of the ended period in arrears, of
+  the next period in advance. `close_periods` does it (the jobs process every minute, and
+  ``flask --app app billing close-periods``); a subscription whose periods ended while nothing
+  ran gets one invoice per period, oldest first.
+- ``subscription_terminating``: when a subscription is terminated (by hand, at its
+  ``ending_at``, by an upgrade or a downgrade), the usage of its last, partial period and, in
+  arrears, the base fee prorated by days; in advance nothing more (the fee was billed). Skipped
+  when ``on_termination_invoice`` is ``skip``. An upgrade is the termination of the old
+  subscription plus the start of the new one, so it gets both invoices. A period that ends
+  exactly when a subscription is terminated (a downgrade, an ``ending_at`` at the period end) is
+  left to the termination: the periodic close skips it.
+
+Exactly once: every invoice is born with its `InvoiceSubscription` rows, whose unique key
+(subscription, reason, period bounds) refuses a second invoice of the same period, whichever
+process (another jobs process, a rerun after a crash, the CLI) tries. The close claims
+subscriptions with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one writer) and commits
+per small batch, so a crash loses at most one batch and a rerun completes it.
+
+Efficiency: `Subscription.next_invoice_at` is the end of the next period to close (UTC, indexed);
+the close reads only the subscriptions whose value has passed, so 10,000 subscriptions in the
+middle of their periods cost one index range scan. It is set at activation, moved at each
+close, cleared at termination; a null on an active subscription (one started before invoicing
+existed) is treated as due and initialized by the close.
+
+Drafts: an invoice stays ``draft`` (number ``<customer slug>-DRAFT``) for the grace period
+(customer's, else the organization's, in days); `refresh_invoice` recomputes its fees (late
+events count); `finalize_invoice` numbers it under a row lock on the customer.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload, selectinload
+
+from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.models import (
+    Charge,
+    Customer,
+    Fee,
+    FeeType,
+    Invoice,
+    InvoiceMetadata,
+    InvoiceStatus,
+    InvoiceSubscription,
+    InvoicingReason,
+    Organization,
+    PaymentStatus,
+    Plan,
+    Subscription,
+    SubscriptionStatus,
+)
+from billing.money import from_minor_units, to_minor_units
+from billing.periods import (
+    Period,
+    full_period_of,
+    local_date,
+    local_midnight,
+    next_period,
+    proration,
+)
+from billing.services import audit, outbox
+from billing.services.pagination import Page
+from billing.services.usage import usage_for_period
+from billing.timeutil import now_utc
+from extensions import db
+
+log = logging.getLogger(__name__)
+
+#: subscriptions claimed and committed together by the close
+CLOSE_BATCH = 50
+#: invoices one run of the finalize and overdue jobs handles at most (the next run takes more)
+JOB_BATCH = 500
+_INSTANT = timedelta(microseconds=1)
+
+ACTIVE = SubscriptionStatus.ACTIVE
+PENDING = SubscriptionStatus.PENDING
+DRAFT = InvoiceStatus.DRAFT
+FINALIZED = InvoiceStatus.FINALIZED
+VOIDED = InvoiceStatus.VOIDED
+
+
+@dataclass
+class CloseReport:
+    """What a close run did."""
+
+    #: subscriptions looked at (their next invoice time had passed)
+    subscriptions: int = 0
+    #: invoices created
+    invoices: int = 0
+    #: periods another process (or an earlier run) had invoiced already
+    already_invoiced: int = 0
+    #: lago ids of the subscriptions whose close failed (logged; the next run retries them)
+    failed: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Periods
+
+
+def _timezone(subscription: Subscription) -> str:
+    return subscription.customer.applicable_timezone
+
+
+def _clipped(subscription: Subscription, period: Period) -> Period:
+    """`period` starting no earlier than the local day the subscription started (an upgraded
+    anniversary subscription starts inside a period anchored earlier)."""
+    tz = _timezone(subscription)
+    started_at = subscription.started_at or subscription.subscription_at
+    first_day = local_midnight(local_date(started_at, tz), tz)
+    return Period(max(period.start, first_day), period.end) if period.end > first_day else period
+
+
+def first_period(subscription: Subscription) -> Period:
+    started_at = subscription.started_at or subscription.subscription_at
+    return _clipped(subscription, subscription.period_at(started_at))
+
+
+def _period_ending_at(subscription: Subscription, end: datetime) -> Period:
+    return _clipped(subscription, subscription.period_at(end - _INSTANT))
+
+
+def _following(subscription: Subscription, period: Period) -> Period:
+    return next_period(
+        period,
+        interval=subscription.plan.interval,
+        billing_time=subscription.billing_time,
+        started_at=subscription.anchor,
+        timezone=_timezone(subscription),
+    )
+
+
+def base_fee_share(subscription: Subscription, period: Period) -> Decimal:
+    """The share of the plan's amount billed for `period`: its days over the days of the full
+    period it belongs to (Lago's proration by days), without the trial's days."""
+    tz = _timezone(subscription)
+    plan = subscription.plan
+    full = full_period_of(
+        period,
+        interval=plan.interval,
+        billing_time=subscription.billing_time,
+        started_at=subscription.anchor,
+        timezone=tz,
+    )
+    billable = period
+    if plan.trial_period and subscription.started_at is not None:
+        trial_end = subscription.started_at + timedelta(days=plan.trial_period)
+        if trial_end >= period.end:
+            return Decimal(0)
+        if trial_end > period.start:
+            billable = Period(trial_end, period.end)
+    return proration(billable, full, timezone=tz)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks of the subscriptions service
+
+
+def start_invoicing(subscription: Subscription) -> Invoice | None:
+    """Called when a subscription becomes active: schedule its first close and, for a plan
+    paid in advance, bill its first period now (``subscription_starting``). Idempotent."""
+    period = first_period(subscription)
+    subscription.next_invoice_at = period.end
+    if not subscription.plan.pay_in_advance:
+        db.session.flush()
+        return None
+    return _invoice_period(
+        subscription, InvoicingReason.SUBSCRIPTION_STARTING, base=period, charges=period
+    )
+
+
+def invoice_termination(subscription: Subscription) -> Invoice | None:
+    """Called when a subscription is terminated: close the periods that ended before, then
+    bill the partial last period (``subscription_terminating``) unless its termination
+    invoice is skipped, or a periodic close has already billed that whole period."""
+    terminated_at = subscription.terminated_at
+    assert terminated_at is not None
+    if subscription.started_at is None:
+        return None
+    if subscription.next_invoice_at is None:
+        start_invoicing(subscription)
+    _close_subscription(subscription, terminated_at, rotation=None, report=CloseReport())
+    subscription.next_invoice_at = None
+    db.session.flush()
+    if subscription.on_termination_invoice == "skip":
+        return None
+    period = _period_ending_at(subscription, terminated_at)
+    if period.end == terminated_at and _invoiced(
+        subscription, InvoicingReason.SUBSCRIPTION_PERIODIC, period
+    ):
+        return None
+    last = Period(period.start, terminated_at)
+    return _invoice_period(
+        subscription, InvoicingReason.SUBSCRIPTION_TERMINATING, base=last, charges=last
+    )
+
+
+def _invoiced(subscription: Subscription, reason: str, charges: Period) -> bool:
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(
+                    InvoiceSubscription.subscription_id == subscription.id,
+                    InvoiceSubscription.invoicing_reason == reason,
+                    InvoiceSubscription.charges_from_datetime == charges.start,
+                    InvoiceSubscription.charges_to_datetime == charges.end,
+                )
+            )
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Period close
+
+
+def _due_query(at: datetime) -> Select[Any]:
+    return select(Subscription.id).where(
+        Subscription.status == ACTIVE,
+        or_(Subscription.next_invoice_at <= at, Subscription.next_invoice_at.is_(None)),
+    )
+
+
+def periods_due(at: datetime | None = None) -> bool:
+    """Whether any subscription has a period to close (a cheap read for the job)."""
+    at = at or now_utc()
+    return bool(db.session.scalar(select(exists(_due_query(at).subquery()))))
+
+
+def count_due(at: datetime | None = None) -> int:
+    """How many subscriptions have a period to close (the CLI's progress bar)."""
+    at = at or now_utc()
+    return db.session.scalar(select(func.count()).select_from(_due_query(at).subquery())) or 0
+
+
+def close_periods(
+    at: datetime | None = None, progress: Callable[[int], None] | None = None
+) -> CloseReport:
+    """Invoice every period that has ended at `at` (default now) and has no invoice yet.
+
+    Unlike other services this one commits, once per batch of subscriptions: a run is a job
+    (or a command) of its own, and a crash must keep what the batches before it did.
+    `progress(n)` is told after each batch how many subscriptions it handled.
+    """
+    at = at or now_utc()
+    ids = list(db.session.scalars(_due_query(at).order_by(Subscription.id)))
+    db.session.commit()
+    report = CloseReport()
+    for batch in _batches(ids, CLOSE_BATCH):
+        rotations = _downgrade_rotations(batch)
+        for subscription in _claim(batch, at):
+            report.subscriptions += 1
+            try:
+                with db.session.begin_nested():
+                    _close_subscription(
+                        subscription, at, rotation=rotations.get(subscription.id), report=report
+                    )
+            except Exception:
+                log.exception("period close of subscription %r failed", str(subscription.lago_id))
+                report.failed.append(str(subscription.lago_id))
+        db.session.commit()
+        if progress is not None:
+            progress(len(batch))
+    return report
+
+
+def _batches(ids: list[int], size: int) -> Iterator[list[int]]:
+    iterator = iter(ids)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _claim(ids: list[int], at: datetime) -> list[Subscription]:
+    """The still-due subscriptions among `ids`, locked; rows another process holds are skipped
+    (PostgreSQL), and a subscription closed meanwhile is no longer due."""
+    query = (
+        select(Subscription)
+        .where(
+            Subscription.id.in_(ids),
+            Subscription.status == ACTIVE,
+            or_(Subscription.next_invoice_at <= at, Subscription.next_invoice_at.is_(None)),
+        )
+        .order_by(Subscription.id)
+        .options(
+            joinedload(Subscription.customer, innerjoin=True).joinedload(
+                Customer.organization, innerjoin=True
+            ),
+            joinedload(Subscription.plan, innerjoin=True)
+            .selectinload(Plan.charges)
+            .options(selectinload(Charge.billable_metric), selectinload(Charge.filters)),
+        )
+    )
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Subscription)
+    return list(db.session.scalars(query).unique())
+
+
+def _downgrade_rotations(ids: list[int]) -> dict[int, datetime]:
+    """subscription id → when its pending downgrade replaces it (one query for a batch)."""
+    rows = db.session.execute(
+        select(Subscription.previous_subscription_id, Subscription.created_at).where(
+            Subscription.previous_subscription_id.in_(ids), Subscription.status == PENDING
+        )
+    ).all()
+    rotations: dict[int, datetime] = {}
+    for previous_id, asked_at in rows:
+        if previous_id is None:
+            continue
+        current = db.session.get_one(Subscription, previous_id)
+        rotations[previous_id] = current.period_at(asked_at).end
+    return rotations
+
+
+def _close_subscription(
+    subscription: Subscription,
+    at: datetime,
+    *,
+    rotation: datetime | None,
+    report: CloseReport,
+) -> None:
+    """Invoice the subscription's periods that ended at `at`, oldest first, and move its
+    `next_invoice_at` to the end of the first period left open."""
+    if subscription.next_invoice_at is None:
+        start_invoicing(subscription)
+    assert subscription.next_invoice_at is not None
+    period = _period_ending_at(subscription, subscription.next_invoice_at)
+    ends = [
+        moment
+        for moment in (subscription.terminated_at, subscription.ending_at, rotation)
+        if moment is not None
+    ]
+    while period.end <= at and not any(moment <= period.end for moment in ends):
+        following = _following(subscription, period)
+        base = following if subscription.plan.pay_in_advance else period
+        invoice = _invoice_period(
+            subscription, InvoicingReason.SUBSCRIPTION_PERIODIC, base=base, charges=period
+        )
+        if invoice is None:
+            report.already_invoiced += 1
+        else:
+            report.invoices += 1
+        period = following
+    if subscription.status == ACTIVE:
+        subscription.next_invoice_at = period.end
+    db.session.flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# Building an invoice
+
+
+def _grace_period(customer: Customer) -> int:
+    if customer.invoice_grace_period is not None:
+        return customer.invoice_grace_period
+    return customer.organization.invoice_grace_period
+
+
+def _net_payment_term(customer: Customer) -> int:
+    if customer.net_payment_term is not None:
+        return customer.net_payment_term
+    return customer.organization.net_payment_term
+
+
+def _invoice_period(
+    subscription: Subscription, reason: str, *, base: Period, charges: Period
+) -> Invoice | None:
+    """A new invoice for one period of the subscription, or None when that period has one
+    already (the unique key of InvoiceSubscription, checked in a savepoint)."""
+    customer = subscription.customer
+    organization = customer.organization
+    now = now_utc()
+    tz = customer.applicable_timezone
+    today = local_date(now, tz)
+    grace = _grace_period(customer)
+    term = _net_payment_term(customer)
+    invoice = Invoice(
+        organization_id=organization.id,
+        customer=customer,
+        number=f"{customer.slug}-DRAFT",
+        invoice_type="subscription",
+        status=DRAFT,
+        payment_status=PaymentStatus.PENDING,
+        issuing_date=today,
+        payment_due_date=today + timedelta(days=term),
+        net_payment_term=term,
+        grace_period_ends_at=local_midnight(today + timedelta(days=grace), tz),
+        currency=subscription.plan.amount_currency,
+        created_at=now,
+        updated_at=now,
+    )
+    link = InvoiceSubscription(
+        invoice=invoice,
+        subscription=subscription,
+        invoicing_reason=reason,
+        from_datetime=base.start,
+        to_datetime=base.end,
+        charges_from_datetime=charges.start,
+        charges_to_datetime=charges.end,
+        created_at=now,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add_all([invoice, link])
+            db.session.flush()
+    except IntegrityError:
+        return None  # billed already (the savepoint's rollback forgets both rows)
+    _compute(invoice)
+    if grace > 0:
+        _record(invoice, "invoice.drafted", audit.SYSTEM)
+        outbox.emit(organization.id, "invoice.drafted", "invoice", _payload(invoice))
+    else:
+        _finalize(invoice, audit.SYSTEM, now)
+    return invoice
+
+
+def _compute(invoice: Invoice) -> None:
+    """(Re)build the fees of the invoice from its billing periods, and its totals."""
+    for fee in list(invoice.fees):
+        invoice.fees.remove(fee)
+    db.session.flush()
+    for link in invoice.invoice_subscriptions:
+        invoice.fees.extend(_fees(link))
+    _totals(invoice)
+    db.session.flush()
+
+
+def _fees(link: InvoiceSubscription) -> list[Fee]:
+    subscription = link.subscription
+    plan = subscription.plan
+    currency = plan.amount_currency
+    reason = link.invoicing_reason
+    fees = []
+    bills_base_fee = reason != InvoicingReason.SUBSCRIPTION_TERMINATING or not plan.pay_in_advance
+    if bills_base_fee:
+        base = Period(link.from_datetime, link.to_datetime)
+        precise = from_minor_units(plan.amount_cents, currency) * base_fee_share(subscription, base)
+        fees.append(
+            Fee(
+                subscription=subscription,
+                fee_type=FeeType.SUBSCRIPTION,
+                amount_cents=to_minor_units(precise, currency),
+                precise_amount=precise,
+                currency=currency,
+                units=Decimal(1),
+                total_aggregated_units=Decimal(1),
+                precise_unit_amount=from_minor_units(plan.amount_cents, currency),
+                invoice_display_name=plan.invoice_display_name or plan.name,
+                from_datetime=base.start,
+                to_datetime=base.end,
+                pay_in_advance=plan.pay_in_advance,
+            )
+        )
+    if reason == InvoicingReason.SUBSCRIPTION_STARTING:
+        return fees
+    charges = Period(link.charges_from_datetime, link.charges_to_datetime)
+    usage = usage_for_period(subscription, charges)
+    for charge_usage in usage.charges:
+        charge = charge_usage.charge
+        if charge.pay_in_advance or not charge.invoiceable:
+            continue  # billed when the events arrive (not built yet), or never
+        items: Iterable[Any] = charge_usage.filters or [charge_usage]
+        for item in items:
+            charge_filter = getattr(item, "charge_filter", None)
+            precise = from_minor_units(item.amount_cents, currency)
+            fees.append(
+                Fee(
+                    subscription=subscription,
+                    charge=charge,
+                    charge_filter=charge_filter,
+                    fee_type=FeeType.CHARGE,
+                    amount_cents=item.amount_cents,
+                    precise_amount=precise,
+                    currency=currency,
+                    units=item.units,
+                    total_aggregated_units=item.total_aggregated_units,
+                    events_count=item.events_count,
+                    precise_unit_amount=precise / item.units if item.units else Decimal(0),
+                    invoice_display_name=(
+                        (charge_filter.invoice_display_name if charge_filter else None)
+                        or charge.invoice_display_name
+                        or charge_usage.billable_metric.name
+                    ),
+                    from_datetime=charges.start,
+                    to_datetime=charges.end,
+                    pay_in_advance=False,
+                )
+            )
+    return fees
+
+
+def _totals(invoice: Invoice) -> None:
+    """Lago's amount relations (§10.1); coupons, taxes, credit notes and prepaid credits are 0
+    until those capabilities exist."""
+    invoice.fees_amount_cents = sum(fee.amount_cents for fee in invoice.fees)
+    invoice.sub_total_excluding_taxes_amount_cents = (
+        invoice.fees_amount_cents
+        - invoice.coupons_amount_cents
+        - invoice.progressive_billing_credit_amount_cents
+    )
+    invoice.sub_total_including_taxes_amount_cents = (
+        invoice.sub_total_excluding_taxes_amount_cents + invoice.taxes_amount_cents
+    )
+    invoice.total_amount_cents = (
+        invoice.sub_total_including_taxes_amount_cents
+        - invoice.credit_notes_amount_cents
+        - invoice.prepaid_credit_amount_cents
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Drafts and finalization
+
+
+def refresh_invoice(invoice: Invoice, actor: audit.Actor = audit.SYSTEM) -> Invoice:
+    """Recompute a draft from its periods' current usage (late events count); a no-op on any
+    other status, as Lago."""
+    if invoice.status != DRAFT:
+        return invoice
+    _compute(invoice)
+    invoice.updated_at = now_utc()
+    db.session.flush()
+    return invoice
+
+
+def finalize_invoice(
+    invoice: Invoice, actor: audit.Actor = audit.SYSTEM, at: datetime | None = None
+) -> Invoice:
+    """Recompute a draft and finalize it: numbered, issued today in the customer's timezone,
+    due after the net payment term, immutable. NotAllowed when it is not a draft."""
+    if invoice.status != DRAFT:
+        raise NotAllowed("invoice_not_draft")
+    _compute(invoice)
+    _finalize(invoice, actor, at or now_utc())
+    return invoice
+
+
+def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
+    customer = invoice.customer
+    # The customer's row lock serializes numbering: two finalizations never share a number.
+    db.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
+    db.session.refresh(customer, ["invoices_sequence"])
+    customer.invoices_sequence += 1
+    invoice.sequential_id = customer.invoices_sequence
+    invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
+    invoice.issuing_date = local_date(at, customer.applicable_timezone)
+    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
+    invoice.grace_period_ends_at = None
+    # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
+    if invoice.total_amount_cents == 0:
+        invoice.payment_status = PaymentStatus.SUCCEEDED
+    invoice.transition(FINALIZED, at)
+    db.session.flush()
+    _record(invoice, "invoice.finalized", actor)
+    outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
+
+
+def _claim_invoices(query: Select[Any]) -> list[Invoice]:
+    """The invoices of `query` (a job's batch), locked; rows another process holds are skipped
+    on PostgreSQL (SQLite has one writer)."""
+    query = query.limit(JOB_BATCH)
+    if db.engine.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Invoice)
+    return list(db.session.scalars(query).all())
+
+
+def finalize_due_drafts(at: datetime | None = None) -> list[Invoice]:
+    """Finalize the drafts whose grace period has ended (rows other processes hold are
+    skipped on PostgreSQL)."""
+    at = at or now_utc()
+    query = (
+        select(Invoice)
+        .where(Invoice.status == DRAFT, Invoice.grace_period_ends_at <= at)
+        .order_by(Invoice.grace_period_ends_at, Invoice.id)
+    )
+    finalized = []
+    for invoice in _claim_invoices(query):
+        finalize_invoice(invoice, audit.SYSTEM)
+        finalized.append(invoice)
+    return finalized
+
+
+def mark_overdue_invoices(at: datetime | None = None) -> list[Invoice]:
+    """Flag the finalized, unpaid invoices whose due date has passed in the customer's
+    timezone, announcing each once (invoice.payment_overdue)."""
+    at = at or now_utc()
+    # Dates east of UTC run up to 14 hours ahead: read candidates by tomorrow's UTC date, then
+    # check each against its customer's own today.
+    horizon = local_date(at, "UTC") + timedelta(days=1)
+    query = (
+        select(Invoice)
+        .where(
+            Invoice.status == FINALIZED,
+            Invoice.payment_status == PaymentStatus.PENDING,
+            Invoice.payment_overdue.is_(False),
+            Invoice.payment_due_date < horizon,
+        )
+        .order_by(Invoice.payment_due_date, Invoice.id)
+    )
+    marked = []
+    for invoice in _claim_invoices(query):
+        if invoice.payment_due_date >= local_date(at, invoice.customer.applicable_timezone):
+            continue
+        invoice.payment_overdue = True
+        invoice.updated_at = at
+        db.session.flush()
+        outbox.emit(
+            invoice.organization_id, "invoice.payment_overdue", "invoice", _payload(invoice)
+        )
+        marked.append(invoice)
+    return marked
+
+
+def finalize_customer_drafts(customer: Customer, actor: audit.Actor) -> list[Invoice]:
+    """Finalize every draft of the customer (what deleting a customer does to them)."""
+    drafts = db.session.scalars(
+        select(Invoice)
+        .where(Invoice.customer_id == customer.id, Invoice.status == DRAFT)
+        .order_by(Invoice.id)
+    ).all()
+    return [finalize_invoice(invoice, actor) for invoice in drafts]
+
+
+# ---------------------------------------------------------------------------------------------
+# Update, void
+
+
+PAYMENT_STATUSES = tuple(PaymentStatus)
+
+
+def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -> Invoice:
+    """Change the payment status and/or the metadata of a finalized invoice (Lago's
+    Invoices::UpdateService): an invalid status is 422; either change on a draft is 405."""
+    if "payment_status" in data and data["payment_status"] not in PAYMENT_STATUSES:
+        raise ValidationFailed({"payment_status": ["value_is_invalid"]})
+    if invoice.status == DRAFT and "payment_status" in data:
+        raise NotAllowed("payment_status_update_on_draft_invoice")
+    if invoice.status == DRAFT and data.get("metadata"):
+        raise NotAllowed("metadata_on_draft_invoice")
+    metadata = _parse_metadata(data["metadata"]) if data.get("metadata") is not None else None
+    now = now_utc()
+    if "payment_status" in data and data["payment_status"] != invoice.payment_status:
+        before = invoice.payment_status
+        invoice.payment_status = data["payment_status"]
+        if invoice.payment_status == PaymentStatus.SUCCEEDED:
+            invoice.total_paid_amount_cents = invoice.total_amount_cents
+            invoice.payment_overdue = False
+        else:
+            invoice.total_paid_amount_cents = 0
+        invoice.updated_at = now
+        db.session.flush()
+        _record(
+            invoice,
+            "invoice.payment_status_updated",
+            actor,
+            {"payment_status": [before, invoice.payment_status]},
+        )
+        outbox.emit(
+            invoice.organization_id,
+            "invoice.payment_status_updated",
+            "invoice",
+            _payload(invoice),
+        )
+    if metadata is not None:
+        _sync_metadata(invoice, metadata, now)
+        invoice.updated_at = now
+        db.session.flush()
+        _record(invoice, "invoice.updated", actor, {"metadata": [None, metadata]})
+    return invoice
+
+
+def _parse_metadata(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise ValidationFailed({"metadata": ["value_is_invalid"]})
+    items, errors = [], {}
+    seen: set[str] = set()
+    for item in raw:
+        if not isinstance(item, dict):
+            errors["metadata"] = ["value_is_invalid"]
+            continue
+        key, value = item.get("key"), item.get("value")
+        if not isinstance(key, str) or not key.strip():
+            errors["key"] = ["value_is_mandatory"]
+        elif len(key) > 255:
+            errors["key"] = ["value_is_too_long"]
+        elif key in seen:
+            errors["key"] = ["value_already_exist"]
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool) or value == "":
+            errors["value"] = ["value_is_mandatory"]
+        elif len(str(value)) > 255:
+            errors["value"] = ["value_is_too_long"]
+        if isinstance(key, str):
+            seen.add(key)
+        items.append({"id": item.get("id"), "key": key, "value": str(value)})
+    if errors:
+        raise ValidationFailed(errors)
+    return items
+
+
+def _sync_metadata(invoice: Invoice, items: list[dict[str, Any]], now: datetime) -> None:
+    """Items with the id of an entry update it, others are created, unreferenced entries go."""
+    by_id = {str(entry.lago_id): entry for entry in invoice.metadata_items}
+    kept = []
+    for item in items:
+        entry = by_id.get(str(item["id"])) if item["id"] else None
+        if entry is None:
+            entry = InvoiceMetadata(key=item["key"], value=item["value"], created_at=now)
+        else:
+            entry.key, entry.value = item["key"], item["value"]
+        kept.append(entry)
+    for entry in list(invoice.metadata_items):
+        if entry not in kept:
+            invoice.metadata_items.remove(entry)
+    db.session.flush()  # deletions first, so a reused key does not collide
+    invoice.metadata_items = kept
+
+
+def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = None) -> Invoice:
+    """Void a finalized invoice; a draft or a voided one is 405 not_voidable."""
+    if invoice.status != FINALIZED:
+        raise NotAllowed("not_voidable")
+    invoice.transition(VOIDED, at or now_utc())
+    db.session.flush()
+    _record(invoice, "invoice.voided", actor)
+    outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
+    return invoice
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookups and lists
+
+
+def get_invoice(organization: Organization, lago_id: str, *, status: str | None = None) -> Invoice:
+    """The organization's invoice with this lago id (and status, if given); NotFound else."""
+    try:
+        key = uuid.UUID(str(lago_id))
+    except ValueError:
+        raise NotFound("invoice") from None
+    query = select(Invoice).where(
+        Invoice.organization_id == organization.id, Invoice.lago_id == key
+    )
+    if status is not None:
+        query = query.where(Invoice.status == status)
+    invoice = db.session.scalar(query)
+    if invoice is None:
+        raise NotFound("invoice")
+    return invoice
+
+
+@dataclass
+class InvoiceFilters:
+    """Filters of `GET /invoices` (lago-api.md §10); empty lists and None mean "any"."""
+
+    external_customer_id: str | None = None
+    statuses: list[str] = field(default_factory=list)
+    payment_statuses: list[str] = field(default_factory=list)
+    payment_overdue: bool | None = None
+    invoice_type: str | None = None
+    currency: str | None = None
+    issuing_date_from: date | None = None
+    issuing_date_to: date | None = None
+    amount_from: int | None = None
+    amount_to: int | None = None
+    search_term: str | None = None
+
+
+def list_invoices(
+    organization: Organization, filters: InvoiceFilters, *, page: int = 1, per_page: int = 100
+) -> Page[Invoice]:
+    """One page of the organization's invoices, newest first, with the total count."""
+    conditions: list[Any] = [Invoice.organization_id == organization.id]
+    if filters.external_customer_id is not None:
+        conditions.append(
+            Invoice.customer_id.in_(
+                select(Customer.id).where(
+                    Customer.organization_id == organization.id,
+                    Customer.external_id == filters.external_customer_id,
+                )
+            )
+        )
+    if filters.statuses:
+        conditions.append(Invoice.status.in_(filters.statuses))
+    if filters.payment_statuses:
+        conditions.append(Invoice.payment_status.in_(filters.payment_statuses))
+    if filters.payment_overdue is not None:
+        conditions.append(Invoice.payment_overdue.is_(filters.payment_overdue))
+    if filters.invoice_type is not None:
+        conditions.append(Invoice.invoice_type == filters.invoice_type)
+    if filters.currency is not None:
+        conditions.append(Invoice.currency == filters.currency)
+    if filters.issuing_date_from is not None:
+        conditions.append(Invoice.issuing_date >= filters.issuing_date_from)
+    if filters.issuing_date_to is not None:
+        conditions.append(Invoice.issuing_date <= filters.issuing_date_to)
+    if filters.amount_from is not None:
+        conditions.append(Invoice.total_amount_cents >= filters.amount_from)
+    if filters.amount_to is not None:
+        conditions.append(Invoice.total_amount_cents <= filters.amount_to)
+    if filters.search_term:
+        pattern = f"%{filters.search_term.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(Invoice.number).like(pattern),
+                Invoice.customer_id.in_(
+                    select(Customer.id).where(
+                        Customer.organization_id == organization.id,
+                        or_(
+                            func.lower(Customer.name).like(pattern),
+                            func.lower(Customer.external_id).like(pattern),
+                            func.lower(Customer.email).like(pattern),
+                        ),
+                    )
+                ),
+            )
+        )
+    total = db.session.scalar(select(func.count(Invoice.id)).where(*conditions)) or 0
+    offset = (page - 1) * per_page
+    if offset >= total:
+        return Page([], total, page, per_page)
+    items = db.session.scalars(
+        select(Invoice)
+        .where(*conditions)
+        .order_by(Invoice.created_at.desc(), Invoice.id.asc())
+        .offset(offset)
+        .limit(per_page)
+        .options(
+            joinedload(Invoice.customer),
+            selectinload(Invoice.metadata_items),
+        )
+    )
+    return Page(list(items), total, page, per_page)
+
+
+def customer_invoice_periods(
+    customer: Customer, external_subscription_id: str
+) -> list[InvoiceSubscription]:
+    """The customer's invoiced periods of that subscription id that billed usage (not voided),
+    newest first: what past usage lists."""
+    return list(
+        db.session.scalars(
+            select(InvoiceSubscription)
+            .join(Invoice, Invoice.id == InvoiceSubscription.invoice_id)
+            .join(Subscription, Subscription.id == InvoiceSubscription.subscription_id)
+            .where(
+                Invoice.customer_id == customer.id,
+                Invoice.status != VOIDED,
+                Subscription.external_id == external_subscription_id,
+                InvoiceSubscription.invoicing_reason != InvoicingReason.SUBSCRIPTION_STARTING,
+            )
+            .order_by(
+                InvoiceSubscription.charges_from_datetime.desc(), InvoiceSubscription.id.desc()
+            )
+        )
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit and outbox
+
+
+def _payload(invoice: Invoice) -> dict[str, Any]:
+    from billing.serializers_invoices import serialize_invoice  # noqa: PLC0415
+
+    return serialize_invoice(invoice, include_fees=True)
+
+
+def _record(
+    invoice: Invoice,
+    activity_type: str,
+    actor: audit.Actor,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    """An entry on the customer's timeline; the label is the invoice number."""
+    audit.record_activity(
+        organization_id=invoice.organization_id,
+        actor=actor,
+        activity_type=activity_type,
+        resource_type="invoice",
+        resource_id=str(invoice.lago_id),
+        resource_label=invoice.number,
+        changes=changes,
+        customer_id=invoice.customer_id,
+    )
