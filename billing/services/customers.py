@@ -50,14 +50,21 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Subscriptions of any status count; coupons, wallets and invoices arrive with the invoicing
-    capabilities, which extend this check.
+    Subscriptions of any status and invoices of any status count; coupons and wallets arrive
+    with their capabilities, which extend this check.
     """
-    from billing.models import Subscription  # noqa: PLC0415  (kept local to this function)
+    from billing.models import Invoice, Subscription  # noqa: PLC0415  (kept local to this function)
 
     if customer.id is None:
         return False
-    return bool(db.session.scalar(select(exists().where(Subscription.customer_id == customer.id))))
+    return bool(
+        db.session.scalar(
+            select(
+                exists().where(Subscription.customer_id == customer.id)
+                | exists().where(Invoice.customer_id == customer.id)
+            )
+        )
+    )
 
 
 def find_customer(organization: Organization, external_id: str) -> Customer | None:

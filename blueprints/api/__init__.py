@@ -11,6 +11,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     customers,
     errors,
     events,
+    invoices,
     plans,
     subscriptions,
     usage,
