@@ -258,7 +258,8 @@ def rebuild_usage_command(org_name: str | None, external_id: str | None) -> None
     metavar="ISO-DATETIME",
     help="Invoice the periods ended at this instant (naive = UTC); default now.",
 )
-def close_periods_command(at_text: str | None) -> None:
+@click.option("--organization", "org_name", default=None, help="Only this organization's.")
+def close_periods_command(at_text: str | None, org_name: str | None) -> None:
     """Invoice every billing period that has ended and has no invoice yet (the job's work).
 
     Safe to run while the jobs process runs, and to rerun: a period is never invoiced twice.
@@ -272,10 +273,16 @@ def close_periods_command(at_text: str | None) -> None:
         at = as_utc(datetime.fromisoformat(at_text)) if at_text else now_utc()
     except ValueError:
         _fail(f"not an ISO date or datetime: {at_text!r}")
-    due = invoicing.count_due(at)
+    organization_id = None
+    if org_name is not None:
+        try:
+            organization_id = find_organization(org_name).id
+        except NotFound:
+            _fail(f"no organization named {org_name!r}")
+    due = invoicing.count_due(at, organization_id)
     db.session.commit()
     with click.progressbar(length=due, label="Closing periods") as bar:
-        report = invoicing.close_periods(at, progress=bar.update)
+        report = invoicing.close_periods(at, bar.update, organization_id=organization_id)
     click.echo(
         f"{report.invoices} invoice(s) created for {report.subscriptions} subscription(s); "
         f"{report.already_invoiced} period(s) already invoiced."

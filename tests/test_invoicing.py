@@ -415,8 +415,11 @@ def test_the_cli_closes_periods_at_a_given_instant(app, clock, org):
 
     early = runner.invoke(args=["billing", "close-periods", "--at", "2024-01-31T23:00:00"])
     assert early.exit_code == 0 and invoices_of(org) == []
-    result = runner.invoke(args=["billing", "close-periods", "--at", "2024-03-01T00:00:00"])
+    result = runner.invoke(
+        args=["billing", "close-periods", "--at", "2024-03-01T00:00:00", "--organization", org.name]
+    )
     bad = runner.invoke(args=["billing", "close-periods", "--at", "tomorrow"])
+    unknown = runner.invoke(args=["billing", "close-periods", "--organization", "Nobody Inc"])
 
     assert result.exit_code == 0, result.output
     assert "invoice(s) created" in result.output
@@ -425,3 +428,4 @@ def test_the_cli_closes_periods_at_a_given_instant(app, clock, org):
         "2024-02-01T00:00:00+00:00",
     ]
     assert bad.exit_code != 0 and "not an ISO date" in bad.output
+    assert unknown.exit_code != 0 and "no organization named" in unknown.output

@@ -231,11 +231,14 @@ def _invoiced(subscription: Subscription, reason: str, charges: Period) -> bool:
 # Period close
 
 
-def _due_query(at: datetime) -> Select[Any]:
-    return select(Subscription.id).where(
+def _due_query(at: datetime, organization_id: int | None = None) -> Select[Any]:
+    query = select(Subscription.id).where(
         Subscription.status == ACTIVE,
         or_(Subscription.next_invoice_at <= at, Subscription.next_invoice_at.is_(None)),
     )
+    if organization_id is not None:
+        query = query.where(Subscription.organization_id == organization_id)
+    return query
 
 
 def periods_due(at: datetime | None = None) -> bool:
@@ -244,23 +247,27 @@ def periods_due(at: datetime | None = None) -> bool:
     return bool(db.session.scalar(select(exists(_due_query(at).subquery()))))
 
 
-def count_due(at: datetime | None = None) -> int:
+def count_due(at: datetime | None = None, organization_id: int | None = None) -> int:
     """How many subscriptions have a period to close (the CLI's progress bar)."""
-    at = at or now_utc()
-    return db.session.scalar(select(func.count()).select_from(_due_query(at).subquery())) or 0
+    query = _due_query(at or now_utc(), organization_id)
+    return db.session.scalar(select(func.count()).select_from(query.subquery())) or 0
 
 
 def close_periods(
-    at: datetime | None = None, progress: Callable[[int], None] | None = None
+    at: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+    *,
+    organization_id: int | None = None,
 ) -> CloseReport:
-    """Invoice every period that has ended at `at` (default now) and has no invoice yet.
+    """Invoice every period that has ended at `at` (default now) and has no invoice yet (of
+    one organization's subscriptions only, with `organization_id`).
 
     Unlike other services this one commits, once per batch of subscriptions: a run is a job
     (or a command) of its own, and a crash must keep what the batches before it did.
     `progress(n)` is told after each batch how many subscriptions it handled.
     """
     at = at or now_utc()
-    ids = list(db.session.scalars(_due_query(at).order_by(Subscription.id)))
+    ids = list(db.session.scalars(_due_query(at, organization_id).order_by(Subscription.id)))
     db.session.commit()
     report = CloseReport()
     for batch in _batches(ids, CLOSE_BATCH):
