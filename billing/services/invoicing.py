@@ -46,9 +46,10 @@ from decimal import Decimal
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import Select, exists, func, or_, select
+from sqlalchemy import Select, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from billing.errors import NotAllowed, NotFound, ValidationFailed
 from billing.models import (
@@ -306,8 +307,11 @@ def _claim(ids: list[int], at: datetime) -> list[Subscription]:
         )
         .order_by(Subscription.id)
         .options(
-            joinedload(Subscription.customer, innerjoin=True).joinedload(
-                Customer.organization, innerjoin=True
+            joinedload(Subscription.customer, innerjoin=True).options(
+                joinedload(Customer.organization, innerjoin=True),
+                # the customer's metadata and links, for the invoice's embedded customer
+                selectinload(Customer.metadata_items),
+                selectinload(Customer.integration_customers),
             ),
             joinedload(Subscription.plan, innerjoin=True)
             .selectinload(Plan.charges)
@@ -366,7 +370,6 @@ def _close_subscription(
         period = following
     if subscription.status == ACTIVE:
         subscription.next_invoice_at = period.end
-    db.session.flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +414,8 @@ def _invoice_period(
         currency=subscription.plan.amount_currency,
         created_at=now,
         updated_at=now,
+        metadata_items=[],
+        fees=[],
     )
     link = InvoiceSubscription(
         invoice=invoice,
@@ -430,6 +435,7 @@ def _invoice_period(
         return None  # billed already (the savepoint's rollback forgets both rows)
     _compute(invoice)
     if grace > 0:
+        db.session.flush()
         _record(invoice, "invoice.drafted", audit.SYSTEM)
         outbox.emit(organization.id, "invoice.drafted", "invoice", _payload(invoice))
     else:
@@ -439,13 +445,12 @@ def _invoice_period(
 
 def _compute(invoice: Invoice) -> None:
     """(Re)build the fees of the invoice from its billing periods, and its totals."""
-    for fee in list(invoice.fees):
-        invoice.fees.remove(fee)
-    db.session.flush()
+    if invoice.fees:
+        invoice.fees.clear()
+        db.session.flush()
     for link in invoice.invoice_subscriptions:
         invoice.fees.extend(_fees(link))
     _totals(invoice)
-    db.session.flush()
 
 
 def _fees(link: InvoiceSubscription) -> list[Fee]:
@@ -560,11 +565,17 @@ def finalize_invoice(
 
 def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
     customer = invoice.customer
-    # The customer's row lock serializes numbering: two finalizations never share a number.
-    db.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
-    db.session.refresh(customer, ["invoices_sequence"])
-    customer.invoices_sequence += 1
-    invoice.sequential_id = customer.invoices_sequence
+    # One statement takes the customer's row lock and the next number: two finalizations wait
+    # for each other and never share a number.
+    sequence = db.session.execute(
+        update(Customer)
+        .where(Customer.id == customer.id)
+        .values(invoices_sequence=Customer.invoices_sequence + 1)
+        .returning(Customer.invoices_sequence),
+        execution_options={"synchronize_session": False},
+    ).scalar_one()
+    set_committed_value(customer, "invoices_sequence", sequence)
+    invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
     invoice.issuing_date = local_date(at, customer.applicable_timezone)
     invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
