@@ -311,12 +311,18 @@ def test_void_a_finalized_invoice_once(api_client, billed):
     response = api_client.post(url, content_type="application/json")
     again = api_client.post(url)
     draft = api_client.post(f"/api/v1/invoices/{billed['draft'].lago_id}/void")
+    february = billed["february"]
+    api_client.put(
+        f"/api/v1/invoices/{february.lago_id}", json={"invoice": {"payment_status": "succeeded"}}
+    )
+    paid = api_client.post(f"/api/v1/invoices/{february.lago_id}/void")
 
     body = response.get_json()["invoice"]
     assert (body["status"], body["voided_at"] is not None) == ("voided", True)
     not_voidable = {"status": 405, "error": "Method Not Allowed", "code": "not_voidable"}
     assert (again.status_code, again.get_json()) == (405, not_voidable)
     assert (draft.status_code, draft.get_json()) == (405, not_voidable)
+    assert (paid.status_code, paid.get_json()) == (405, not_voidable)  # Lago: pending or failed
 
 
 def test_download_answers_an_empty_200_until_pdfs_exist(api_client, billed):

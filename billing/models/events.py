@@ -6,7 +6,17 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, String, UniqueConstraint, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.ids import new_lago_id
@@ -43,7 +53,14 @@ class Event(Base):
             "timestamp",
         ),
         Index("ix_events_customer_created", "customer_id", "created_at"),
-        Index("ix_events_org_errors", "organization_id", "error_code", "created_at"),
+        # rejected events only (rare): the organization's and a customer's, newest first
+        Index(
+            "ix_events_org_errors",
+            "organization_id",
+            "created_at",
+            sqlite_where=text("error_code IS NOT NULL"),
+            postgresql_where=text("error_code IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

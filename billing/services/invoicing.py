@@ -750,8 +750,9 @@ def _sync_metadata(invoice: Invoice, items: list[dict[str, Any]], now: datetime)
 
 
 def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = None) -> Invoice:
-    """Void a finalized invoice; a draft or a voided one is 405 not_voidable."""
-    if invoice.status != FINALIZED:
+    """Void a finalized invoice whose payment is pending or failed (Lago's Invoice#voidable?);
+    a draft, a voided or a paid one is 405 not_voidable."""
+    if invoice.status != FINALIZED or invoice.payment_status == PaymentStatus.SUCCEEDED:
         raise NotAllowed("not_voidable")
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
