@@ -445,4 +445,4 @@ def test_another_organizations_customer_and_subscription_do_not_exist(
 def test_deleting_the_customer_lists_its_subscriptions(agent_client, org, customer, metered):
     page = agent_client.get(f"/customers/{customer.lago_id}/delete")
 
-    assert "Subscription sub-acme to Starter is terminated." in page.text
+    assert "Subscription sub-acme to Starter is terminated and its last period billed." in page.text

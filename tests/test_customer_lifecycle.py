@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from billing.models import OutboxEvent, Subscription
+from billing.models import InvoiceSubscription, OutboxEvent, Subscription
+from billing.services.invoicing import close_periods
 from billing.services.settings import update_organization_settings
 from billing.timeutil import set_clock
 from extensions import db
@@ -120,3 +121,49 @@ def test_an_organization_time_zone_change_moves_the_usage_of_customers_following
 
     assert usage_units(api_client, "follows", "follows-sub") == "1.0"
     assert usage_units(api_client, "own-zone", "own-zone-sub") == "0.0"
+
+
+def test_a_time_zone_change_mid_period_never_skips_the_period_close(api_client, org, plan):
+    """UTC → Paris moves the June close from 1 July 00:00 UTC to 30 June 22:00 UTC; the close
+    due at the new boundary bills June (the stale UTC boundary would have skipped it)."""
+    factories.make_customer(org, external_id="acme", currency="EUR", timezone="UTC")
+    subscribe(api_client, "acme", "acme-sub", "2026-05-01T00:00:00Z")
+    set_clock(lambda: datetime(2026, 6, 1, 0, 30, tzinfo=UTC))
+    close_periods()  # May, in UTC
+
+    set_clock(lambda: NOW)  # 10 June
+    api_client.post(
+        "/api/v1/customers", json={"customer": {"external_id": "acme", "timezone": "Europe/Paris"}}
+    )
+    set_clock(lambda: datetime(2026, 6, 30, 22, 30, tzinfo=UTC))  # 1 July 00:30 in Paris
+    close_periods()
+
+    periods = db.session.execute(
+        select(InvoiceSubscription.charges_from_datetime, InvoiceSubscription.charges_to_datetime)
+        .join(Subscription, Subscription.id == InvoiceSubscription.subscription_id)
+        .where(Subscription.external_id == "acme-sub", Subscription.organization_id == org.id)
+        .order_by(InvoiceSubscription.charges_to_datetime)
+    ).all()
+    assert [(start.isoformat(), end.isoformat()) for start, end in periods] == [
+        ("2026-05-01T00:00:00+00:00", "2026-06-01T00:00:00+00:00"),
+        ("2026-05-31T22:00:00+00:00", "2026-06-30T22:00:00+00:00"),
+    ]
+
+
+def test_deleting_a_customer_finalizes_its_drafts(api_client, agent_client, org, plan):
+    customer = factories.make_customer(
+        org, external_id="acme", currency="EUR", billing_configuration={"invoice_grace_period": 5}
+    )
+    subscribe(api_client, "acme", "acme-sub", "2026-05-01T00:00:00Z")
+    set_clock(lambda: datetime(2026, 6, 1, 0, 30, tzinfo=UTC))
+    close_periods()
+    assert {i.status for i in factories.invoices_of(org)} == {"draft"}
+    preview = agent_client.get(f"/customers/{customer.lago_id}/delete").text
+    assert "1 draft invoice(s) are finalized now." in preview
+    assert "Subscription acme-sub to" in preview and "is terminated and its last period" in preview
+
+    api_client.delete("/api/v1/customers/acme")
+
+    invoices = factories.invoices_of(org)
+    assert {i.status for i in invoices} == {"finalized"}
+    assert all(i.number and not i.number.endswith("-DRAFT") for i in invoices)

@@ -172,7 +172,7 @@ def _save(
         return
     customer.updated_at = now_utc()
     if before is not None and "timezone" in changes:
-        rebucket_usage(organization, customer)
+        apply_timezone_change(organization, customer)
     event = "customer.created" if before is None else "customer.updated"
     audit.record_activity(
         organization_id=organization.id,
@@ -188,12 +188,15 @@ def _save(
 
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
-    """Soft-delete: the customer's subscriptions end (active ones terminated, those not started
-    canceled), then it leaves lists and lookups; its external id is free again."""
+    """Soft-delete: the customer's subscriptions end (active ones terminated and billed, those
+    not started canceled) and its draft invoices are finalized; then it leaves lists and
+    lookups (its invoices stay readable) and its external id is free again."""
     # Imported here: the subscriptions service builds on this module (it creates customers).
+    from billing.services.invoicing import finalize_customer_drafts  # noqa: PLC0415
     from billing.services.subscriptions import end_customer_subscriptions  # noqa: PLC0415
 
     end_customer_subscriptions(organization, customer, actor)
+    finalize_customer_drafts(customer, actor)
     customer.deleted_at = now_utc()
     customer.updated_at = customer.deleted_at
     db.session.flush()
@@ -210,10 +213,13 @@ def delete_customer(organization: Organization, customer: Customer, actor: audit
     return customer
 
 
-def rebucket_usage(organization: Organization, customer: Customer | None = None) -> None:
-    """Usage buckets are days in the customer's zone: after a zone change, recompute them for
-    this customer's subscriptions, or (no customer: the organization's zone changed) for every
-    customer that follows the organization's zone."""
+def apply_timezone_change(organization: Organization, customer: Customer | None = None) -> None:
+    """Usage buckets are days and periods end at midnights of the customer's zone: after a zone
+    change, recompute the buckets and the next period close of this customer's subscriptions,
+    or (no customer: the organization's zone changed) of every customer following it."""
+    # Imported here: invoicing builds on the subscriptions service, which builds on this one.
+    from billing.services.invoicing import reschedule_after_timezone_change  # noqa: PLC0415
+
     query = select(Subscription.id).where(Subscription.organization_id == organization.id)
     if customer is not None:
         query = query.where(Subscription.customer_id == customer.id)
@@ -224,6 +230,7 @@ def rebucket_usage(organization: Organization, customer: Customer | None = None)
     subscription_ids = list(db.session.scalars(query))
     if subscription_ids:
         rebuild_usage(subscription_ids)
+        reschedule_after_timezone_change(subscription_ids)
 
 
 def _next_sequential_id(organization: Organization) -> int:

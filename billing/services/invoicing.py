@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -185,6 +185,28 @@ def start_invoicing(subscription: Subscription) -> Invoice | None:
     return _invoice_period(
         subscription, InvoicingReason.SUBSCRIPTION_STARTING, base=period, charges=period
     )
+
+
+def reschedule_after_timezone_change(subscription_ids: Sequence[int]) -> None:
+    """A customer's new zone moves its period boundaries: the open period now ends at the new
+    zone's boundary that follows the last billed one, so no period is skipped (the hours
+    between the two zones' midnights at that one boundary may count in both invoices)."""
+    subscriptions = db.session.scalars(
+        select(Subscription).where(
+            Subscription.id.in_(subscription_ids),
+            Subscription.status == ACTIVE,
+            Subscription.next_invoice_at.is_not(None),
+        )
+    )
+    for subscription in subscriptions:
+        last_billed = db.session.scalar(
+            select(func.max(InvoiceSubscription.charges_to_datetime)).where(
+                InvoiceSubscription.subscription_id == subscription.id
+            )
+        )
+        boundary = last_billed or subscription.started_at or subscription.subscription_at
+        subscription.next_invoice_at = _clipped(subscription, subscription.period_at(boundary)).end
+    db.session.flush()
 
 
 def invoice_termination(subscription: Subscription) -> Invoice | None:
@@ -643,6 +665,17 @@ def mark_overdue_invoices(at: datetime | None = None) -> list[Invoice]:
         )
         marked.append(invoice)
     return marked
+
+
+def count_customer_drafts(customer: Customer) -> int:
+    return (
+        db.session.scalar(
+            select(func.count(Invoice.id)).where(
+                Invoice.customer_id == customer.id, Invoice.status == DRAFT
+            )
+        )
+        or 0
+    )
 
 
 def finalize_customer_drafts(customer: Customer, actor: audit.Actor) -> list[Invoice]:

@@ -16,7 +16,7 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import Agent, AgentRole, Organization
 from billing.reference import DOCUMENT_LOCALES, currency_codes, timezones
 from billing.services import audit
-from billing.services.customers import rebucket_usage
+from billing.services.customers import apply_timezone_change
 from extensions import db
 
 # --- organization profile and billing defaults -----------------------------------------------
@@ -81,7 +81,7 @@ def update_organization_settings(
         # Another organization took the name between our check and this write.
         raise ValidationFailed({"name": ["value_already_exist"]}) from None
     if "timezone" in changes:
-        rebucket_usage(organization)
+        apply_timezone_change(organization)
     audit.record_activity(
         organization_id=organization.id,
         actor=actor,

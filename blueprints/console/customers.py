@@ -30,6 +30,7 @@ from billing.errors import ValidationFailed
 from billing.models import ActivityLog, Customer, SavedView
 from billing.reference import currency_codes
 from billing.services import customers as customer_service
+from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
 from blueprints.console import bp, subscriptions
@@ -552,10 +553,18 @@ def deletion_consequences(customer: Customer) -> list[str]:
     for subscription in subscription_service.customer_subscriptions(customer):
         if subscription.previous_subscription_id is not None:
             continue  # a scheduled downgrade goes with the subscription it replaces
-        ends = "is terminated" if subscription.status == "active" else "is canceled (not started)"
+        ends = (
+            "is terminated and its last period billed"
+            if subscription.status == "active"
+            else "is canceled (not started)"
+        )
         consequences.append(
             f"Subscription {subscription.external_id} to {subscription.plan.name} {ends}."
         )
+    drafts = invoicing_service.count_customer_drafts(customer)
+    if drafts:
+        consequences.append(f"{drafts} draft invoice(s) are finalized now.")
+    consequences.append("Finalized invoices stay readable in the invoice lists and the API.")
     consequences.append("A customer.deleted webhook is sent to your endpoints.")
     return consequences
 
