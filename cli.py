@@ -107,7 +107,8 @@ def seed_demo_command() -> None:
                 f"    customers    : {summary.customers_total} ({summary.customers_created} new)",
                 *(
                     [f"    usage        : {summary.metering.subscriptions} subscriptions, "
-                     f"{summary.metering.events} events of the last 30 days (new)"]
+                     f"{summary.metering.events} events of the last 30 days, "
+                     f"{summary.metering.invoices} invoices (new)"]
                     if summary.metering
                     else []
                 ),  # fmt: skip

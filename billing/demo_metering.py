@@ -14,13 +14,19 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from billing.models import BillableMetric, Event, Organization, Subscription
+from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
 from billing.services import audit
 from billing.services.events import MAX_BATCH_SIZE, ingest_events
+from billing.services.invoicing import (
+    close_periods,
+    finalize_due_drafts,
+    mark_overdue_invoices,
+    update_invoice,
+)
 from billing.services.metrics import create_billable_metric
 from billing.services.plans import create_plan
 from billing.services.subscriptions import create_subscription
-from billing.timeutil import now_utc
+from billing.timeutil import now_utc, set_clock
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -118,10 +124,15 @@ SUBSCRIPTIONS = [
 DOWNGRADES = [("vandelay", "vandelay-growth", "starter_usd")]
 
 
+#: customers whose invoices stay unpaid: the demo's overdue balances
+UNPAID = {"hooli"}
+
+
 @dataclass
 class MeteringSummary:
     subscriptions: int
     events: int
+    invoices: int
 
 
 def _events_for(
@@ -178,13 +189,18 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     events: list[dict[str, Any]] = []
     for customer, external_id, plan_code, days_ago, billing_time in SUBSCRIPTIONS:
         start = now - timedelta(days=days_ago)
-        create_subscription(
-            organization,
-            {"external_customer_id": customer, "external_id": external_id,
-             "plan_code": plan_code, "billing_time": billing_time,
-             "subscription_at": start.strftime("%Y-%m-%dT%H:%M:%SZ")},
-            SEED,
-        )  # fmt: skip
+        # Subscribed on its start date (a future one today), as it would have happened.
+        set_clock(lambda start=start: min(start, now))
+        try:
+            create_subscription(
+                organization,
+                {"external_customer_id": customer, "external_id": external_id,
+                 "plan_code": plan_code, "billing_time": billing_time,
+                 "subscription_at": start.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                SEED,
+            )  # fmt: skip
+        finally:
+            set_clock(None)
         if days_ago > 0:
             events += _events_for(external_id, plan_code, start, now, rng)
     for customer, external_id, plan_code in DOWNGRADES:
@@ -203,10 +219,50 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     ]  # fmt: skip
     for offset in range(0, len(events), MAX_BATCH_SIZE):
         ingest_events(organization, events[offset : offset + MAX_BATCH_SIZE])
+    _bill_history(organization, now - timedelta(days=max(days for *_, days, _ in SUBSCRIPTIONS)))
     subscriptions = db.session.scalar(
         select(func.count(Subscription.id)).where(Subscription.organization_id == organization.id)
+    )
+    invoices = db.session.scalar(
+        select(func.count(Invoice.id)).where(Invoice.organization_id == organization.id)
     )
     stored = db.session.scalar(
         select(func.count(Event.id)).where(Event.organization_id == organization.id)
     )
-    return MeteringSummary(subscriptions or 0, stored or 0)
+    return MeteringSummary(subscriptions or 0, stored or 0, invoices or 0)
+
+
+def _bill_history(organization: Organization, since: datetime) -> None:
+    """Replay the jobs process day by day since the first subscription started, so the demo
+    has the invoices it would have: issued on their own dates, finalized after the grace
+    period, paid, except a customer who is now overdue."""
+    now = now_utc()
+    day = since
+    try:
+        while day < now:
+            day = min(day + timedelta(days=1), now)
+            set_clock(lambda day=day: day)
+            close_periods(organization_id=organization.id)
+            finalize_due_drafts()
+            for invoice in _finalized_unpaid(organization, before=day - timedelta(days=12)):
+                update_invoice(invoice, {"payment_status": "succeeded"}, SEED)
+            mark_overdue_invoices()
+    finally:
+        set_clock(None)
+
+
+def _finalized_unpaid(organization: Organization, before: datetime) -> list[Invoice]:
+    """Invoices a paying customer has settled by now: finalized more than 12 days ago."""
+    return list(
+        db.session.scalars(
+            select(Invoice)
+            .join(Customer, Customer.id == Invoice.customer_id)
+            .where(
+                Invoice.organization_id == organization.id,
+                Invoice.status == "finalized",
+                Invoice.payment_status == "pending",
+                Invoice.finalized_at < before,
+                Customer.external_id.not_in(UNPAID),
+            )
+        )
+    )

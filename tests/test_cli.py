@@ -124,3 +124,10 @@ def test_demo_seed_meters_usage_once(app, client, db_session):
         .where(Organization.name == "Demo Org", Event.error_code.is_not(None))
     )
     assert rejected == 2
+    # Billing history replayed: paid invoices, drafts of the period that just ended, and one
+    # customer who has not paid.
+    invoices = client.get("/api/v1/invoices?per_page=100", headers=api).get_json()["invoices"]
+    assert {"finalized"} <= {i["status"] for i in invoices}
+    assert any(i["payment_status"] == "succeeded" for i in invoices)
+    overdue = client.get("/api/v1/invoices?payment_overdue=true", headers=api).get_json()
+    assert {i["customer"]["external_id"] for i in overdue["invoices"]} == {"hooli"}
