@@ -96,9 +96,25 @@ def flask(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn master's children (its workers)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far, from /proc/<pid>/stat."""
+    ticks = 0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "(comm)": fields from state on
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
-    """A gunicorn server of the app on a free port; yields its base URL."""
+def gunicorn(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
+    """A gunicorn server of the app on a free port; yields its base URL and the master's pid."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603
         [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
@@ -117,7 +133,7 @@ def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
             if time.monotonic() > deadline or process.poll() is not None:
                 raise SystemExit("gunicorn did not start")
             time.sleep(0.2)
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -148,18 +164,23 @@ def seed_over_api(base: str, subscriptions: int) -> None:
         }})  # fmt: skip
 
 
-def run_wrk(base: str, batch: int, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
-    """Drive the server with wrk; returns requests/s and the count of successful requests."""
+def run_wrk(
+    base: str, batch: int, args: argparse.Namespace, tmp: Path, workers: list[int]
+) -> dict[str, Any]:
+    """Drive the server with wrk; returns the count of requests, of failed ones, the duration,
+    and the CPU seconds the gunicorn workers spent meanwhile."""
     script = tmp / f"ingest-{batch}.lua"
     script.write_text(LUA % {
         "key": API_KEY, "run": uuid.uuid4().hex[:8], "metric": METRIC, "batch": batch,
         "subscriptions": args.subscriptions,
     })  # fmt: skip
+    cpu_before = cpu_seconds(workers)
     output = subprocess.run(  # noqa: S603
         [WRK, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
          "-s", str(script), base],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
+    worker_cpu = cpu_seconds(workers) - cpu_before
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     seconds = float(re.search(r"requests in ([\d.]+)s", output).group(1))  # type: ignore[union-attr]
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
@@ -169,6 +190,7 @@ def run_wrk(base: str, batch: int, args: argparse.Namespace, tmp: Path) -> dict[
         "seconds": seconds,
         "failed": int(failed.group(1)) if failed else 0,
         "socket_errors": errors.group(1) if errors else "",
+        "worker_cpu": worker_cpu,
     }
 
 
@@ -219,12 +241,16 @@ def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     flask(env, "db", "upgrade")
     flask(env, "orgs", "create", "Bench Org", "--api-key", API_KEY)
     results: dict[str, Any] = {}
-    with gunicorn(env, args.workers) as base:
+    wal = Path(url.removeprefix("sqlite:///") + "-wal") if url.startswith("sqlite:") else None
+    with gunicorn(env, args.workers) as (base, master):
         seed_over_api(base, args.subscriptions)
+        workers = worker_pids(master)
         for label, batch in (("single events", 0), (f"batches of {BATCH_SIZE}", BATCH_SIZE)):
             before = stored_events(url)
-            run = run_wrk(base, batch, args, tmp)
+            run = run_wrk(base, batch, args, tmp, workers)
             stored = stored_events(url) - before
+            # the WAL file only grows (to the largest it had to be between checkpoints)
+            run["wal_bytes"] = wal.stat().st_size if wal and wal.exists() else None
             per_request = max(batch, 1)
             expected = (run["requests"] - run["failed"]) * per_request
             results[label] = {
@@ -260,6 +286,11 @@ def report(name: str, results: dict[str, Any], base_rate: float, args: argparse.
         else:
             line += "met" if met else "MISSED"
         print(line + (f" socket errors: {r['socket_errors']}" if r["socket_errors"] else ""))
+        cpu_ms = r["worker_cpu"] / max(r["requests"], 1) * 1000
+        print(
+            f"  {'':<20} worker CPU {cpu_ms:.2f} ms a request ({r['worker_cpu']:.1f} s in all)"
+            + (f"; WAL file {r['wal_bytes'] / 2**20:.1f} MB" if r["wal_bytes"] else "")
+        )
         ok &= met
     return ok
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Numeric,
@@ -73,6 +73,17 @@ _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 _METRICS: Table = BillableMetric.__table__  # type: ignore[assignment]
 _KEY_COLUMNS = ("organization_id", "external_subscription_id", "transaction_id")
 _BUCKET_KEY_COLUMNS = ("subscription_id", "billable_metric_id", "day", "dimensions")
+
+
+class OrganizationRef(NamedTuple):
+    """What ingestion needs of an organization: the API reads it with the key, no model."""
+
+    id: int
+    timezone: str
+
+
+#: an Organization model or its reference
+OrganizationLike = Organization | OrganizationRef
 
 
 @dataclass(frozen=True)
@@ -226,7 +237,7 @@ def fingerprint(raw: Mapping[str, Any]) -> str:
 # Ingestion
 
 
-def ingest_event(organization: Organization, raw: object) -> StoredEvent:
+def ingest_event(organization: OrganizationLike, raw: object) -> StoredEvent:
     """Store one event (or find its identical replay); errors are keyed by field."""
     event, errors = parse_event(raw)
     if event is None:
@@ -237,7 +248,7 @@ def ingest_event(organization: Organization, raw: object) -> StoredEvent:
         raise ValidationFailed({"transaction_id": ["value_already_exist"]}) from None
 
 
-def ingest_events(organization: Organization, raw_events: object) -> list[StoredEvent]:
+def ingest_events(organization: OrganizationLike, raw_events: object) -> list[StoredEvent]:
     """Store a batch all or nothing; errors are keyed by the event's index."""
     if not isinstance(raw_events, list) or not raw_events:
         raise ValidationFailed({"events": ["no_events"]})
@@ -295,7 +306,7 @@ class MetricInfo:
     filter_keys: tuple[str, ...]
 
 
-def _ingest(organization: Organization, events: Sequence[EventInput]) -> list[StoredEvent]:
+def _ingest(organization: OrganizationLike, events: Sequence[EventInput]) -> list[StoredEvent]:
     """Insert the new keys (ON CONFLICT DO NOTHING), then compare fingerprints only for the keys
     already stored: one statement for the common case instead of a look-up before every insert.
     Concurrent replays never make two rows: the unique key decides, whoever commits first."""
@@ -303,13 +314,21 @@ def _ingest(organization: Organization, events: Sequence[EventInput]) -> list[St
     unique = list({event.key: event for event in reversed(events)}.values())[::-1]
     subscriptions, metrics = _lookups(organization.id, unique)
     rows, results = _rows(organization, unique, now, subscriptions, metrics)
-    inserted_keys = {tuple(row) for row in _connection().execute(_statement("insert_events"), rows)}
+    existing: dict[tuple[str, str], StoredEventRow] = {}
+    if _execute_on_driver("insert_events", rows) == len(rows):
+        inserted_keys = set(results)
+    else:  # some keys were stored already: ours are those holding the lago_id we generated
+        existing = _existing_events(organization.id, list(results))
+        inserted_keys = {
+            key
+            for key, row in existing.items()
+            if row.event.lago_id == results[key][0].event.lago_id
+        }
     stored = {key: results[key][0] for key in inserted_keys}
     replays = [event for event in unique if event.key not in inserted_keys]
     if replays:
-        existing = _existing_events(organization.id, [event.key for event in replays])
         _check_replays(existing, replays)
-        stored.update(existing)
+        stored.update({event.key: existing[event.key] for event in replays})
     tally = BucketTally()
     for key, (stored_row, matched) in results.items():  # in request order: latest-value ties
         if key not in inserted_keys:
@@ -364,7 +383,7 @@ def _existing_events(
 
 
 def _rows(
-    organization: Organization,
+    organization: OrganizationLike,
     events: Sequence[EventInput],
     now: datetime,
     subscriptions: Mapping[str, list[_SubscriptionRow]],
@@ -589,8 +608,8 @@ def write_buckets(tally: BucketTally) -> None:
     in key order, so that two transactions lock the buckets they share in the same order."""
     if not tally.deltas:
         return
-    _connection().execute(
-        _statement("upsert_buckets"),
+    _execute_on_driver(
+        "upsert_buckets",
         [
             dict(zip(_BUCKET_KEY_COLUMNS, key, strict=True), **delta.columns())
             for key, delta in sorted(tally.deltas.items())
@@ -695,7 +714,7 @@ def find_events(conditions: Sequence[Any], limit: int) -> list[StoredEvent]:
 # Statements of the hot path, built once per dialect: building a statement costs several times
 # what executing it does (SQLAlchemy caches the compiled SQL, but not the construction).
 
-_statements: dict[tuple[str, str, bool], Any] = {}
+_statements: dict[tuple[str, str, bool | str], Any] = {}
 
 
 def _connection() -> Any:
@@ -713,6 +732,58 @@ def _statement(name: str, many: bool = True) -> Any:
     return statement
 
 
+@dataclass(frozen=True)
+class _DriverStatement:
+    """A prebuilt statement compiled for its dialect, run on the DBAPI cursor of the session's
+    connection (inside the session's transaction). Parameters go through the bind processors
+    of the columns' own types (UTCDateTime, ExactDecimal, JSON, Uuid as SQLAlchemy would
+    convert them): SQLAlchemy's per-execution machinery cost more than the statements did."""
+
+    sql: str
+    #: parameter names, in the SQL's order when the dialect's parameters are positional
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+    def parameters(self, row: Mapping[str, Any]) -> Any:
+        values = [
+            row[name] if process is None else process(row[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        ]
+        return values if self.positional else dict(zip(self.names, values, strict=True))
+
+
+def _execute_on_driver(name: str, rows: Sequence[Mapping[str, Any]]) -> int:
+    """Run the statement `name` (no RETURNING) once per row; returns the rows it changed."""
+    connection = _connection()
+    dialect = connection.dialect
+    key = (dialect.name, name, "driver")
+    statement: _DriverStatement | None = _statements.get(key)
+    if statement is None:
+        compiled = _STATEMENT_BUILDERS[name](dialect.name, True).compile(
+            dialect=dialect, column_keys=list(rows[0])
+        )
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
+        statement = _statements[key] = _DriverStatement(
+            compiled.string,
+            names,
+            tuple(
+                compiled.binds[bind].type.dialect_impl(dialect).bind_processor(dialect)
+                for bind in names
+            ),
+            compiled.positional,
+        )
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if len(rows) == 1:
+            cursor.execute(statement.sql, statement.parameters(rows[0]))
+        else:
+            cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
+
+
 def _one_of(column: Any, name: str, many: bool) -> Any:
     return column.in_(bindparam(name, expanding=True)) if many else column == bindparam(name)
 
@@ -727,10 +798,8 @@ def _dialect_insert(table: Table, dialect: str) -> Any:
 
 
 def _insert_events_statement(dialect: str, _many: bool) -> Any:
-    return (
-        _dialect_insert(_EVENTS, dialect)
-        .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
-        .returning(_EVENTS.c.external_subscription_id, _EVENTS.c.transaction_id)
+    return _dialect_insert(_EVENTS, dialect).on_conflict_do_nothing(
+        index_elements=list(_KEY_COLUMNS)
     )
 
 

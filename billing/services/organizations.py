@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, select, update
-from sqlalchemy.orm import contains_eager
+from sqlalchemy import Table, bindparam, func, select, update
 from werkzeug.security import generate_password_hash
 
 from billing.errors import Conflict, NotFound, ValidationFailed
@@ -89,37 +90,66 @@ def create_api_key(
     return api_key, raw_key
 
 
-#: built once (every API request runs it), with the organization in the same query
+@dataclass(frozen=True)
+class ApiKeyIdentity:
+    """A live API key as the request path needs it: one Core row, no ORM objects (loading the
+    key and its organization as models cost more than the rest of a single event's request)."""
+
+    id: int
+    lago_id: uuid.UUID
+    prefix: str
+    key_hash: str
+    last_used_at: datetime | None
+    organization_id: int
+    organization_timezone: str
+
+
+_API_KEYS: Table = ApiKey.__table__  # type: ignore[assignment]
+_ORGANIZATIONS: Table = Organization.__table__  # type: ignore[assignment]
+#: built once (every API request runs it), with the organization's zone in the same query
 _LIVE_KEYS_BY_PREFIX = (
-    select(ApiKey)
-    .join(ApiKey.organization)
-    .options(contains_eager(ApiKey.organization))
-    .where(ApiKey.prefix == bindparam("prefix"), ApiKey.revoked_at.is_(None))
+    select(
+        _API_KEYS.c.id,
+        _API_KEYS.c.lago_id,
+        _API_KEYS.c.prefix,
+        _API_KEYS.c.key_hash,
+        _API_KEYS.c.last_used_at,
+        _API_KEYS.c.organization_id,
+        _ORGANIZATIONS.c.timezone.label("organization_timezone"),
+    )
+    .join(_ORGANIZATIONS, _ORGANIZATIONS.c.id == _API_KEYS.c.organization_id)
+    .where(_API_KEYS.c.prefix == bindparam("prefix"), _API_KEYS.c.revoked_at.is_(None))
 )
 
 
-def authenticate_api_key(raw_key: str) -> ApiKey | None:
+def identify_api_key(raw_key: str) -> ApiKeyIdentity | None:
     """The live key matching `raw_key`: looked up by prefix, compared by hash in constant time."""
     if len(raw_key) < API_KEY_MIN_LENGTH:
         return None
     key_hash = hash_api_key(raw_key)
-    candidates = db.session.scalars(
+    candidates = db.session.connection().execute(
         _LIVE_KEYS_BY_PREFIX, {"prefix": raw_key[:API_KEY_PREFIX_LENGTH]}
     )
     for candidate in candidates:
         if hmac.compare_digest(candidate.key_hash, key_hash):
-            return candidate
+            return ApiKeyIdentity(*candidate)
     return None
 
 
-def api_key_needs_touch(api_key: ApiKey, interval_seconds: int) -> bool:
+def authenticate_api_key(raw_key: str) -> ApiKey | None:
+    """The live key matching `raw_key`, as a model."""
+    identity = identify_api_key(raw_key)
+    return None if identity is None else db.session.get_one(ApiKey, identity.id)
+
+
+def api_key_needs_touch(api_key: ApiKey | ApiKeyIdentity, interval_seconds: int) -> bool:
     last = api_key.last_used_at
     return last is None or now_utc() - last >= timedelta(seconds=interval_seconds)
 
 
-def touch_api_key(api_key: ApiKey) -> None:
+def touch_api_key(api_key_id: int) -> None:
     """Record that the key was used now (callers write this at most once a minute)."""
-    db.session.execute(update(ApiKey).where(ApiKey.id == api_key.id).values(last_used_at=now_utc()))
+    db.session.execute(update(ApiKey).where(ApiKey.id == api_key_id).values(last_used_at=now_utc()))
 
 
 def revoke_api_key(api_key: ApiKey, actor: audit.Actor) -> None:

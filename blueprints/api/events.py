@@ -10,7 +10,7 @@ from billing.errors import ValidationFailed
 from billing.serializers_usage import serialize_event
 from billing.services import events as event_service
 from blueprints.api import bp
-from blueprints.api.auth import current_organization
+from blueprints.api.auth import current_organization, current_organization_ref
 from blueprints.api.schemas import json_body, pagination, root_object
 from extensions import db
 
@@ -18,7 +18,7 @@ from extensions import db
 @bp.post("/events")
 def create_event() -> ResponseReturnValue:
     """Store one usage event; an identical replay answers the stored event."""
-    event = event_service.ingest_event(current_organization(), root_object("event"))
+    event = event_service.ingest_event(current_organization_ref(), root_object("event"))
     db.session.commit()
     return jsonify(event=serialize_event(event))
 
@@ -29,7 +29,7 @@ def create_events() -> ResponseReturnValue:
     body = json_body()
     if not isinstance(body, dict):
         raise BadRequest("param is missing or the value is empty or invalid: events")
-    events = event_service.ingest_events(current_organization(), body.get("events"))
+    events = event_service.ingest_events(current_organization_ref(), body.get("events"))
     db.session.commit()
     return jsonify(events=[serialize_event(event) for event in events])
 
