@@ -125,3 +125,21 @@ def test_subscription_routes_are_in_the_inventory(app):
     assert rules["console.customer_events"].methods >= {"GET"}
     assert "POST" not in rules["console.customer_events"].methods
     assert rules["console.assign_plan"].rule == "/customers/<uuid:lago_id>/subscriptions/new"
+
+
+def test_invoice_routes_are_in_the_inventory(app):
+    """Invoice actions need `write`; the list and the invoice page are open to every agent."""
+    writes = {
+        "console.refresh_invoice",
+        "console.finalize_invoice",
+        "console.update_payment_status",
+        "console.void_invoice",
+    }
+    for endpoint in writes:
+        assert app.view_functions[endpoint].required_permission == "write", endpoint
+    rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
+    for endpoint in ("console.invoices", "console.invoice"):
+        assert "POST" not in rules[endpoint].methods, endpoint
+        assert getattr(app.view_functions[endpoint], "required_permission", None) is None
+    assert rules["console.invoice"].rule == "/invoices/<uuid:lago_id>"
+    assert rules["console.void_invoice"].methods >= {"GET", "POST"}

@@ -949,3 +949,42 @@ def _record(
         changes=changes,
         customer_id=invoice.customer_id,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Customer balances
+
+
+@dataclass
+class CustomerBalance:
+    """A customer's money in one currency, in its minor units."""
+
+    currency: str
+    #: finalized invoices not paid yet: what is still due on them
+    outstanding_cents: int
+    #: the part of `outstanding_cents` past its due date (flagged overdue)
+    overdue_cents: int
+    #: total of the finalized invoices, paid or not (drafts and voided ones left out)
+    gross_revenue_cents: int
+
+
+def customer_balances(customer: Customer) -> list[CustomerBalance]:
+    """The customer's outstanding, overdue and gross revenue amounts, one per invoice
+    currency (by code), in one query."""
+    due = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
+    unpaid = Invoice.payment_status != PaymentStatus.SUCCEEDED
+    rows = db.session.execute(
+        select(
+            Invoice.currency,
+            func.coalesce(func.sum(due).filter(unpaid), 0),
+            func.coalesce(func.sum(due).filter(unpaid, Invoice.payment_overdue.is_(True)), 0),
+            func.sum(Invoice.total_amount_cents),
+        )
+        .where(Invoice.customer_id == customer.id, Invoice.status == FINALIZED)
+        .group_by(Invoice.currency)
+        .order_by(Invoice.currency)
+    )
+    return [
+        CustomerBalance(currency, int(outstanding), int(overdue), int(gross))
+        for currency, outstanding, overdue, gross in rows
+    ]

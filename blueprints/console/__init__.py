@@ -24,6 +24,7 @@ from blueprints.console import (  # noqa: E402,F401
     customers,
     dashboard,
     imports,
+    invoices,
     settings,
     subscriptions,
 )

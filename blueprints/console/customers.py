@@ -33,7 +33,7 @@ from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp, subscriptions
+from blueprints.console import bp, invoices, subscriptions
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -485,12 +485,16 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
     customer = customer_or_404(lago_id)
     context: dict[str, Any] = {"customer": customer, "tab": tab, "tabs": TABS}
     context.update(subscriptions.header_summary(customer))
-    if tab == "subscriptions":
+    context["balances"] = invoicing_service.customer_balances(customer)
+    if tab == "invoices":
+        context.update(invoices.customer_tab_context(customer))
+    elif tab == "subscriptions":
         context.update(
             subscriptions.subscriptions_tab_context(customer, live=request.args.get("live") == "1")
         )
     elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
+        context["latest_invoices"] = invoices.latest_invoices(customer)
     elif tab == "activity":
         who = request.args.get("who", "")
         what = request.args.get("what", "")
