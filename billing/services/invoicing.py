@@ -44,14 +44,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, exists, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Select, Table, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.ids import new_lago_id
 from billing.models import (
     Charge,
     Customer,
@@ -79,7 +81,7 @@ from billing.periods import (
 )
 from billing.services import audit, outbox
 from billing.services.pagination import Page
-from billing.services.usage import usage_for_period
+from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -90,6 +92,7 @@ CLOSE_BATCH = 50
 #: invoices one run of the finalize and overdue jobs handles at most (the next run takes more)
 JOB_BATCH = 500
 _INSTANT = timedelta(microseconds=1)
+_M = TypeVar("_M")
 
 ACTIVE = SubscriptionStatus.ACTIVE
 PENDING = SubscriptionStatus.PENDING
@@ -295,16 +298,29 @@ def close_periods(
     report = CloseReport()
     for batch in _batches(ids, CLOSE_BATCH):
         rotations = _downgrade_rotations(batch)
-        for subscription in _claim(batch, at):
-            report.subscriptions += 1
-            try:
-                with db.session.begin_nested():
-                    _close_subscription(
-                        subscription, at, rotation=rotations.get(subscription.id), report=report
+        subscriptions = _claim(batch, at)
+        batch_report = CloseReport()
+        try:
+            with db.session.begin_nested():
+                _close_batch(subscriptions, at, rotations, batch_report)
+        except Exception:
+            # find the culprit: the batch again, one subscription (and savepoint) at a time
+            log.exception("period close of a batch failed; retrying its subscriptions one by one")
+            batch_report = CloseReport()
+            for subscription in subscriptions:
+                try:
+                    with db.session.begin_nested():
+                        _close_batch([subscription], at, rotations, batch_report)
+                except Exception:
+                    log.exception(
+                        "period close of subscription %r failed", str(subscription.lago_id)
                     )
-            except Exception:
-                log.exception("period close of subscription %r failed", str(subscription.lago_id))
-                report.failed.append(str(subscription.lago_id))
+                    batch_report.failed.append(str(subscription.lago_id))
+        batch_report.subscriptions = len(subscriptions)
+        report.subscriptions += batch_report.subscriptions
+        report.invoices += batch_report.invoices
+        report.already_invoiced += batch_report.already_invoiced
+        report.failed.extend(batch_report.failed)
         db.session.commit()
         if progress is not None:
             progress(len(batch))
@@ -361,15 +377,21 @@ def _downgrade_rotations(ids: list[int]) -> dict[int, datetime]:
     return rotations
 
 
-def _close_subscription(
-    subscription: Subscription,
-    at: datetime,
-    *,
-    rotation: datetime | None,
-    report: CloseReport,
-) -> None:
-    """Invoice the subscription's periods that ended at `at`, oldest first, and move its
-    `next_invoice_at` to the end of the first period left open."""
+@dataclass(frozen=True)
+class _Billing:
+    """One period of a subscription to invoice: the base fee's period and the usage's."""
+
+    subscription: Subscription
+    reason: str
+    base: Period
+    charges: Period
+
+
+def _periods_to_close(
+    subscription: Subscription, at: datetime, rotation: datetime | None
+) -> tuple[list[_Billing], Period]:
+    """The subscription's periods that ended at `at`, oldest first (up to its termination, end
+    or downgrade), and the first period left open."""
     if subscription.next_invoice_at is None:
         start_invoicing(subscription)
     assert subscription.next_invoice_at is not None
@@ -379,19 +401,51 @@ def _close_subscription(
         for moment in (subscription.terminated_at, subscription.ending_at, rotation)
         if moment is not None
     ]
+    billings = []
     while period.end <= at and not any(moment <= period.end for moment in ends):
         following = _following(subscription, period)
         base = following if subscription.plan.pay_in_advance else period
-        invoice = _invoice_period(
-            subscription, InvoicingReason.SUBSCRIPTION_PERIODIC, base=base, charges=period
-        )
+        billings.append(_Billing(subscription, InvoicingReason.SUBSCRIPTION_PERIODIC, base, period))
+        period = following
+    return billings, period
+
+
+def _close_batch(
+    subscriptions: Sequence[Subscription],
+    at: datetime,
+    rotations: dict[int, datetime],
+    report: CloseReport,
+) -> None:
+    """Invoice the periods of `subscriptions` that ended at `at` (all of them together: one
+    usage read, one insert per table) and move each one's `next_invoice_at` to the end of its
+    first period left open."""
+    billings: list[_Billing] = []
+    open_periods = []
+    for subscription in subscriptions:
+        due, open_period = _periods_to_close(subscription, at, rotations.get(subscription.id))
+        billings.extend(due)
+        open_periods.append((subscription, open_period))
+    for invoice in _invoice_periods(billings):
         if invoice is None:
             report.already_invoiced += 1
         else:
             report.invoices += 1
-        period = following
-    if subscription.status == ACTIVE:
-        subscription.next_invoice_at = period.end
+    for subscription, open_period in open_periods:
+        if subscription.status == ACTIVE:
+            subscription.next_invoice_at = open_period.end
+
+
+def _close_subscription(
+    subscription: Subscription,
+    at: datetime,
+    *,
+    rotation: datetime | None,
+    report: CloseReport,
+) -> None:
+    """Invoice the subscription's periods that ended at `at`, oldest first, and move its
+    `next_invoice_at` to the end of the first period left open."""
+    rotations = {subscription.id: rotation} if rotation is not None else {}
+    _close_batch([subscription], at, rotations, report)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -414,16 +468,119 @@ def _invoice_period(
     subscription: Subscription, reason: str, *, base: Period, charges: Period
 ) -> Invoice | None:
     """A new invoice for one period of the subscription, or None when that period has one
-    already (the unique key of InvoiceSubscription, checked in a savepoint)."""
+    already (see `_invoice_periods`)."""
+    [created] = _invoice_periods([_Billing(subscription, reason, base, charges)])
+    return None if created is None else db.session.get_one(Invoice, created.id)
+
+
+_INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
+_LINKS: Table = InvoiceSubscription.__table__  # type: ignore[assignment]
+_FEES: Table = Fee.__table__  # type: ignore[assignment]
+_CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
+#: built once: a customer's next `count` invoice numbers, under its row lock
+_TAKE_NUMBERS = (
+    update(_CUSTOMERS)
+    .where(_CUSTOMERS.c.id == bindparam("customer_id"))
+    .values(invoices_sequence=_CUSTOMERS.c.invoices_sequence + bindparam("count"))
+    .returning(_CUSTOMERS.c.invoices_sequence)
+)
+#: what finalization changes on an invoice
+_FINALIZED_COLUMNS = (
+    "sequential_id",
+    "number",
+    "status",
+    "payment_status",
+    "issuing_date",
+    "payment_due_date",
+    "grace_period_ends_at",
+    "finalized_at",
+    "updated_at",
+)
+#: built once: a new invoice finalized (executed with one parameter set per invoice)
+_FINALIZE_NEW = (
+    update(_INVOICES)
+    .where(_INVOICES.c.id == bindparam("invoice_id"))
+    .values({name: bindparam(f"new_{name}") for name in _FINALIZED_COLUMNS})
+)
+
+
+def _invoice_periods(billings: Sequence[_Billing]) -> list[Invoice | None]:
+    """A new invoice for each billing period, or None for a period that has one already.
+
+    Exactly once: each invoice is inserted with its InvoiceSubscription row, whose unique key
+    (subscription, reason, period bounds) refuses a second invoice of the same period; the
+    rows go in together with ON CONFLICT DO NOTHING and the invoices whose row was refused are
+    deleted before anything else is written for them. (On PostgreSQL a row another transaction
+    is inserting makes this wait for that transaction's outcome, like a unique index does.)
+
+    The invoices are built in memory (usage read for all the periods in one query), inserted
+    with one statement per table, numbered under each customer's row lock once known to be
+    new, and returned as transient objects (not in the session) for the webhook payloads.
+    """
+    if not billings:
+        return []
+    usages = iter(
+        usage_for_periods(
+            [
+                (billing.subscription, billing.charges)
+                for billing in billings
+                if billing.reason != InvoicingReason.SUBSCRIPTION_STARTING
+            ]
+        )
+    )
+    invoices = []
+    for billing in billings:
+        usage = None if billing.reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
+        invoices.append(_new_invoice(billing, usage))
+    connection = db.session.connection()
+    ids = connection.scalars(
+        insert(_INVOICES).returning(_INVOICES.c.id, sort_by_parameter_order=True),
+        [_row(invoice, _INVOICES) for invoice in invoices],
+    ).all()
+    for invoice, invoice_id in zip(invoices, ids, strict=True):
+        invoice.id = invoice_id
+    links = [link for invoice in invoices for link in invoice.invoice_subscriptions]
+    for link in links:
+        link.invoice_id = link.invoice.id
+    new_ids = set(
+        connection.scalars(
+            _insert_unless_present(_LINKS).returning(_LINKS.c.invoice_id),
+            [_row(link, _LINKS) for link in links],
+        )
+    )
+    refused = [invoice.id for invoice in invoices if invoice.id not in new_ids]
+    if refused:  # billed already
+        connection.execute(delete(_INVOICES).where(_INVOICES.c.id.in_(refused)))
+    created = [invoice for invoice in invoices if invoice.id in new_ids]
+    fees = [fee for invoice in created for fee in invoice.fees]
+    for fee in fees:
+        fee.invoice_id = fee.invoice.id
+    if fees:
+        connection.execute(insert(_FEES), [_row(fee, _FEES) for fee in fees])
+    _finalize_new([invoice for invoice in created if _grace_period(invoice.customer) == 0])
+    for invoice in created:
+        if invoice.status == DRAFT:
+            _record(invoice, "invoice.drafted", audit.SYSTEM)
+            outbox.emit(invoice.organization_id, "invoice.drafted", "invoice", _payload(invoice))
+        else:
+            _record(invoice, "invoice.finalized", audit.SYSTEM)
+            outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
+    return [invoice if invoice.id in new_ids else None for invoice in invoices]
+
+
+def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Invoice:
+    """The draft invoice of one billing period with its fees and totals, in memory only."""
+    now = now_utc()  # each its own instant, as the lists order invoices by creation
+    subscription = billing.subscription
     customer = subscription.customer
-    organization = customer.organization
-    now = now_utc()
     tz = customer.applicable_timezone
     today = local_date(now, tz)
-    grace = _grace_period(customer)
     term = _net_payment_term(customer)
-    invoice = Invoice(
-        organization_id=organization.id,
+    invoice = _complete(
+        Invoice(),
+        lago_id=new_lago_id(),
+        organization_id=customer.organization_id,
+        customer_id=customer.id,
         customer=customer,
         number=f"{customer.slug}-DRAFT",
         invoice_type="subscription",
@@ -432,37 +589,99 @@ def _invoice_period(
         issuing_date=today,
         payment_due_date=today + timedelta(days=term),
         net_payment_term=term,
-        grace_period_ends_at=local_midnight(today + timedelta(days=grace), tz),
+        grace_period_ends_at=local_midnight(today + timedelta(days=_grace_period(customer)), tz),
         currency=subscription.plan.amount_currency,
         created_at=now,
         updated_at=now,
         metadata_items=[],
-        fees=[],
     )
-    link = InvoiceSubscription(
+    link = _complete(
+        InvoiceSubscription(),
         invoice=invoice,
+        subscription_id=subscription.id,
         subscription=subscription,
-        invoicing_reason=reason,
-        from_datetime=base.start,
-        to_datetime=base.end,
-        charges_from_datetime=charges.start,
-        charges_to_datetime=charges.end,
+        invoicing_reason=billing.reason,
+        from_datetime=billing.base.start,
+        to_datetime=billing.base.end,
+        charges_from_datetime=billing.charges.start,
+        charges_to_datetime=billing.charges.end,
         created_at=now,
     )
-    try:
-        with db.session.begin_nested():
-            db.session.add_all([invoice, link])
-            db.session.flush()
-    except IntegrityError:
-        return None  # billed already (the savepoint's rollback forgets both rows)
-    _compute(invoice)
-    if grace > 0:
-        db.session.flush()
-        _record(invoice, "invoice.drafted", audit.SYSTEM)
-        outbox.emit(organization.id, "invoice.drafted", "invoice", _payload(invoice))
-    else:
-        _finalize(invoice, audit.SYSTEM, now)
+    invoice.fees = [
+        _complete(
+            fee,
+            lago_id=new_lago_id(),
+            subscription_id=subscription.id,
+            charge_id=fee.charge.id if fee.charge else None,
+            charge_filter_id=fee.charge_filter.id if fee.charge_filter else None,
+            created_at=now,
+        )
+        for fee in _fees(link, usage)
+    ]
+    _totals(invoice)
     return invoice
+
+
+def _complete(item: _M, **values: Any) -> _M:
+    """`item` with `values` and, on the columns still None, their scalar defaults: a transient
+    object whose row is inserted through Core (no flush applies the defaults)."""
+    for key, value in values.items():
+        setattr(item, key, value)
+    for column in item.__table__.columns:  # type: ignore[attr-defined]
+        default = column.default
+        if default is not None and default.is_scalar and getattr(item, column.key) is None:
+            setattr(item, column.key, default.arg)
+    return item
+
+
+def _row(item: Any, table: Table) -> dict[str, Any]:
+    """The column values of a transient object, for a Core insert."""
+    return {column.key: getattr(item, column.key) for column in table.columns if column.key != "id"}
+
+
+def _insert_unless_present(table: Table) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING of the session's database."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _finalize_new(invoices: Sequence[Invoice]) -> None:
+    """`_finalize`, at their creation, of invoices just inserted: each customer's numbers taken
+    in one statement (its row lock, held until the commit, and its counter together; customers
+    in id order, so two closes wait for each other and never deadlock), the invoices updated
+    in one."""
+    if not invoices:
+        return
+    connection = db.session.connection()
+    by_customer: dict[int, list[Invoice]] = {}
+    for invoice in invoices:
+        by_customer.setdefault(invoice.customer_id, []).append(invoice)
+    parameters = []
+    for customer_id in sorted(by_customer):
+        own = by_customer[customer_id]
+        last = connection.scalar(_TAKE_NUMBERS, {"customer_id": customer_id, "count": len(own)})
+        assert last is not None
+        customer = own[0].customer
+        set_committed_value(customer, "invoices_sequence", last)
+        for sequence, invoice in enumerate(own, start=last - len(own) + 1):
+            at = invoice.created_at
+            invoice.sequential_id = sequence
+            invoice.number = f"{customer.slug}-{sequence:03d}"
+            invoice.issuing_date = local_date(at, customer.applicable_timezone)
+            invoice.payment_due_date = invoice.issuing_date + timedelta(
+                days=invoice.net_payment_term
+            )
+            invoice.grace_period_ends_at = None
+            # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
+            if invoice.total_amount_cents == 0:
+                invoice.payment_status = PaymentStatus.SUCCEEDED
+            invoice.transition(FINALIZED, at)
+            parameters.append(
+                {"invoice_id": invoice.id}
+                | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
+            )
+    connection.execute(_FINALIZE_NEW, parameters)
 
 
 def _compute(invoice: Invoice) -> None:
@@ -475,7 +694,8 @@ def _compute(invoice: Invoice) -> None:
     _totals(invoice)
 
 
-def _fees(link: InvoiceSubscription) -> list[Fee]:
+def _fees(link: InvoiceSubscription, usage: UsageSummary | None = None) -> list[Fee]:
+    """The fees of one billing period; `usage` is the period's, when read already."""
     subscription = link.subscription
     plan = subscription.plan
     currency = plan.amount_currency
@@ -504,7 +724,8 @@ def _fees(link: InvoiceSubscription) -> list[Fee]:
     if reason == InvoicingReason.SUBSCRIPTION_STARTING:
         return fees
     charges = Period(link.charges_from_datetime, link.charges_to_datetime)
-    usage = usage_for_period(subscription, charges)
+    if usage is None:
+        usage = usage_for_period(subscription, charges)
     for charge_usage in usage.charges:
         charge = charge_usage.charge
         if charge.pay_in_advance or not charge.invoiceable:

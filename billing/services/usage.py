@@ -566,3 +566,91 @@ def usage_for_period(subscription: Subscription, period: Period) -> UsageSummary
         total,
         usages,
     )
+
+
+#: built once: `_PERIOD_BUCKETS` of several subscriptions, each row naming its subscription
+_BATCH_BUCKETS = select(_BUCKETS.c.subscription_id, *_PERIOD_BUCKETS.selected_columns).where(
+    _BUCKETS.c.subscription_id.in_(bindparam("subscription_ids", expanding=True)),
+    _BUCKETS.c.billable_metric_id.in_(bindparam("metric_ids", expanding=True)),
+    _BUCKETS.c.day <= bindparam("last_day"),
+    or_(
+        _BUCKETS.c.day >= bindparam("first_day"),
+        _BUCKETS.c.billable_metric_id.in_(bindparam("carried_metric_ids", expanding=True)),
+    ),
+)
+
+
+class _PreloadedUsageReader(_UsageReader):
+    """A `_UsageReader` over buckets read beforehand for a whole batch of subscriptions."""
+
+    def __init__(
+        self, subscription: Subscription, period: Period, timezone: str, rows: Sequence[Any]
+    ) -> None:
+        self._rows = rows
+        super().__init__(subscription, period, timezone)
+
+    def _load_buckets(self, metrics: Iterable[BillableMetric]) -> dict[int, list[Any]]:
+        metrics = list(metrics)
+        wanted = {m.id for m in metrics}
+        carried = {m.id for m in metrics if m.recurring and m.aggregation_type == "sum_agg"}
+        found: dict[int, list[Any]] = defaultdict(list)
+        for row in self._rows:
+            metric_id = row.billable_metric_id
+            if (
+                metric_id in wanted
+                and row.day <= self.last_day
+                and (row.day >= self.first_day or metric_id in carried)
+            ):
+                found[metric_id].append(row)
+        return found
+
+
+def usage_for_periods(periods: Sequence[tuple[Subscription, Period]]) -> list[UsageSummary]:
+    """`usage_for_period` of each (subscription, period), the buckets of all of them read in
+    one query (what the period close needs for a batch of subscriptions)."""
+    if not periods:
+        return []
+    spans = []
+    for subscription, period in periods:
+        days = local_days(period, subscription.customer.applicable_timezone)
+        spans.append((days[0], days[-1]))
+    metrics = {
+        charge.billable_metric
+        for subscription, _period in periods
+        for charge in subscription.plan.charges
+    }
+    rows_of: dict[int, list[Any]] = defaultdict(list)
+    if metrics:
+        carried = [m.id for m in metrics if m.recurring and m.aggregation_type == "sum_agg"]
+        rows = db.session.connection().execute(
+            _BATCH_BUCKETS,
+            {
+                "subscription_ids": sorted({s.id for s, _p in periods}),
+                "metric_ids": sorted(m.id for m in metrics),
+                "carried_metric_ids": carried,
+                "first_day": min(first for first, _last in spans),
+                "last_day": max(last for _first, last in spans),
+            },
+        )
+        for row in rows:
+            rows_of[row.subscription_id].append(row)
+    summaries = []
+    for subscription, period in periods:
+        timezone = subscription.customer.applicable_timezone
+        currency = subscription.plan.amount_currency
+        reader = _PreloadedUsageReader(subscription, period, timezone, rows_of[subscription.id])
+        usages = [reader.charge_usage(charge, currency) for charge in subscription.plan.charges]
+        total = sum(item.amount_cents for item in usages)
+        summaries.append(
+            UsageSummary(
+                subscription,
+                period,
+                local_date(period.inclusive_end, timezone),
+                currency,
+                total,
+                0,
+                total,
+                usages,
+            )
+        )
+    return summaries
