@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
+from weasyprint.text.fonts import FontConfiguration
 
 from billing.money import currency_exponent, format_money, to_minor_units
 
@@ -377,12 +379,34 @@ def render_invoice_pdf(doc: InvoiceDocument) -> bytes:
 
 def html_to_pdf(html: str) -> bytes:
     """WeasyPrint with our fetcher: `data:` URIs and files under static/ only."""
+    font_config, image_cache = _render_state()
     document = weasyprint.HTML(
         string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_FETCHER
     )
-    pdf = document.write_pdf()
+    pdf = document.write_pdf(font_config=font_config, cache=image_cache)
     assert pdf is not None  # no target given: WeasyPrint returns the bytes
     return pdf
+
+
+_thread_state = threading.local()
+#: decoded logos kept per thread; a render with a new logo beyond this many starts afresh
+IMAGE_CACHE_SIZE = 32
+
+
+def _render_state() -> tuple[FontConfiguration, dict[str, Any]]:
+    """This thread's font configuration and image cache, reused from one render to the next.
+
+    Building a FontConfiguration and decoding the logo again on every render costs about a sixth
+    of a one-page invoice (bench/pdf_render.py). Neither is shared between threads: Pango's font
+    map is not thread-safe.
+    """
+    state = _thread_state
+    if not hasattr(state, "font_config"):
+        state.font_config = FontConfiguration()
+        state.image_cache = {}
+    if len(state.image_cache) > IMAGE_CACHE_SIZE:
+        state.image_cache.clear()
+    return state.font_config, state.image_cache
 
 
 class RefusedURL(ValueError):
