@@ -109,7 +109,8 @@ class PdfLine:
     units: Decimal | None = None
     #: price per unit in major units, as precise as the plan says (0.0025)
     unit_amount: Decimal | None = None
-    #: service period, printed in the document's locale under the description
+    #: service period, both days included, printed in the document's locale under the description
+    #: (left out when it is the document's billing period)
     period_start: date | None = None
     period_end: date | None = None
 
@@ -149,7 +150,9 @@ class InvoiceDocument:
     status: str = "finalized"
     locale: str = DEFAULT_LOCALE
     timezone: str = "UTC"
+    #: "#rrggbb" or "#rgb"; anything else gives the default
     brand_color: str | None = None
+    #: billing period, both days included
     period_start: date | None = None
     period_end: date | None = None
     subtotal_excluding_taxes_cents: int = 0

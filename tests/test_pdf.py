@@ -173,6 +173,20 @@ def test_a_draft_carries_a_watermark(locale: str, watermark: str) -> None:
 
 
 @needs_pdftotext
+def test_a_voided_invoice_says_so_on_every_page() -> None:
+    text = pdf_text(render_invoice_pdf(make_document(locale="de", status="voided")))
+    assert "STORNIERT" in text
+
+
+@needs_pdftotext
+def test_a_paid_invoice_shows_paid_instead_of_an_amount_due() -> None:
+    doc = make_document(payment_status="succeeded", total_due_cents=0)
+    text = pdf_text(render_invoice_pdf(doc))
+    assert "Paid" in text and "€852.82" in text
+    assert "Amount due" not in text
+
+
+@needs_pdftotext
 def test_a_credit_note_names_the_credited_invoice_and_reason() -> None:
     note = make_document(
         kind="credit_note",
