@@ -35,6 +35,7 @@ def authenticate() -> None:
             touch_api_key(api_key.id)
             db.session.commit()
     g.api_key = api_key
+    g.pop("organization", None)  # loaded for this key on first use
 
 
 def current_organization() -> Organization:
