@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -47,6 +47,8 @@ from extensions import db
 PER_PAGE = 50
 #: invoices on the customer overview's "Latest invoices" panel
 LATEST_LIMIT = 5
+#: the precision of a unit price on the invoice page
+UNIT_PRICE_STEP = Decimal("0.000001")
 
 STATUS_LABELS = {
     InvoiceStatus.DRAFT: "Draft",
@@ -92,8 +94,10 @@ def invoice_helpers() -> dict[str, Any]:
 
 
 def unit_price(amount: Decimal, currency: str) -> str:
-    """A price per unit in major units, keeping its precision beyond cents (€0.0015)."""
-    return format_currency(amount, currency, locale="en", decimal_quantization=False)
+    """A price per unit in major units, keeping up to six decimals beyond cents (€0.0015); an
+    average of tiers (amount / units) is rounded there rather than shown to 28 digits."""
+    rounded = amount.quantize(UNIT_PRICE_STEP, rounding=ROUND_HALF_UP).normalize()
+    return format_currency(rounded, currency, locale="en", decimal_quantization=False)
 
 
 def local_period(start: datetime | None, end: datetime | None, timezone: str) -> str:
