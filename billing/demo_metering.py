@@ -8,6 +8,7 @@ once. Numbers come from a seeded random generator: every fresh demo looks the sa
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -190,7 +191,7 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     for customer, external_id, plan_code, days_ago, billing_time in SUBSCRIPTIONS:
         start = now - timedelta(days=days_ago)
         # Subscribed on its start date (a future one today), as it would have happened.
-        set_clock(lambda start=start: min(start, now))
+        set_clock(_frozen(min(start, now)))
         try:
             create_subscription(
                 organization,
@@ -232,6 +233,10 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     return MeteringSummary(subscriptions or 0, stored or 0, invoices or 0)
 
 
+def _frozen(moment: datetime) -> Callable[[], datetime]:
+    return lambda: moment
+
+
 def _bill_history(organization: Organization, since: datetime) -> None:
     """Replay the jobs process day by day since the first subscription started, so the demo
     has the invoices it would have: issued on their own dates, finalized after the grace
@@ -241,7 +246,7 @@ def _bill_history(organization: Organization, since: datetime) -> None:
     try:
         while day < now:
             day = min(day + timedelta(days=1), now)
-            set_clock(lambda day=day: day)
+            set_clock(_frozen(day))
             close_periods(organization_id=organization.id)
             finalize_due_drafts()
             for invoice in _finalized_unpaid(organization, before=day - timedelta(days=12)):
