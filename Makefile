@@ -52,6 +52,7 @@ bench: $(STAMP) $(CATALOGS)
 	$(BIN)/python bench/console_list.py $(BENCH_ARGS)
 	$(BIN)/python bench/ingest.py $(BENCH_ARGS)
 	$(BIN)/python bench/current_usage.py $(BENCH_ARGS)
+	$(BIN)/python bench/period_close.py $(BENCH_ARGS)
 	$(BIN)/python bench/pdf_render.py
 
 screenshots: $(STAMP) $(CATALOGS)

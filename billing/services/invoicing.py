@@ -43,6 +43,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -627,16 +628,29 @@ def _complete(item: _M, **values: Any) -> _M:
     object whose row is inserted through Core (no flush applies the defaults)."""
     for key, value in values.items():
         setattr(item, key, value)
-    for column in item.__table__.columns:  # type: ignore[attr-defined]
-        default = column.default
-        if default is not None and default.is_scalar and getattr(item, column.key) is None:
-            setattr(item, column.key, default.arg)
+    for key, default in _scalar_defaults(item.__table__):  # type: ignore[attr-defined]
+        if getattr(item, key) is None:
+            setattr(item, key, default)
     return item
+
+
+@cache
+def _scalar_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        (column.key, column.default.arg)  # type: ignore[attr-defined]
+        for column in table.columns
+        if column.default is not None and column.default.is_scalar
+    )
+
+
+@cache
+def _inserted_columns(table: Table) -> tuple[str, ...]:
+    return tuple(column.key for column in table.columns if column.key != "id")
 
 
 def _row(item: Any, table: Table) -> dict[str, Any]:
     """The column values of a transient object, for a Core insert."""
-    return {column.key: getattr(item, column.key) for column in table.columns if column.key != "id"}
+    return {key: getattr(item, key) for key in _inserted_columns(table)}
 
 
 def _insert_unless_present(table: Table) -> Any:
