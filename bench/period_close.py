@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import json
 import pstats
 import random
 import sys
@@ -50,6 +51,7 @@ from billing.models import (  # noqa: E402
     OutboxEvent,
     Subscription,
 )
+from billing.serializers_invoices import serialize_invoice  # noqa: E402
 from billing.services import audit  # noqa: E402
 from billing.services.invoicing import close_periods  # noqa: E402
 from billing.services.metrics import create_billable_metric  # noqa: E402
@@ -218,6 +220,18 @@ def run_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 Invoice.organization_id == organization_id
             )
         )
+        # the webhook payload built in memory must be what the API shows of the stored invoice
+        event = db.session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.event_type == "invoice.created")
+            .order_by(OutboxEvent.id.desc())
+            .limit(1)
+        ).one()
+        stored = db.session.scalars(
+            select(Invoice).where(Invoice.lago_id == uuid.UUID(event.payload["lago_id"]))
+        ).one()
+        shown = json.loads(json.dumps(serialize_invoice(stored, include_fees=True)))
+        same_payload = shown == event.payload
         version = db.session.execute(
             text("SELECT sqlite_version()" if dialect == "sqlite" else "SHOW server_version")
         ).scalar()
@@ -230,6 +244,7 @@ def run_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "dialect": dialect, "version": version, "wall": wall, "cpu": cpu, "first": first,
         "second": second, "second_wall": second_wall, "invoices": invoices, "periods": periods,
         "created_events": created_events, "total_cents": total_cents,
+        "same_payload": same_payload,
     }  # fmt: skip
 
 
@@ -243,6 +258,7 @@ def report(result: dict[str, Any], expected: int) -> bool:
         and result["created_events"] == expected
         and first.failed == []
         and second.invoices == 0
+        and result["same_payload"]
     )
     print(f"\n{result['dialect']} {result['version']}: period close of {expected:,} subscriptions")
     print(f"  first run : {first.invoices:,} invoices in {result['wall']:.1f} s "
@@ -256,6 +272,7 @@ def report(result: dict[str, Any], expected: int) -> bool:
         f"subscriptions invoiced, {result['created_events']:,} invoice.created events, "
         f"total {result['total_cents'] or 0:,} cents: {'exact' if exact else 'WRONG'}"
     )
+    print(f"  invoice.created payload = the API's invoice: {result['same_payload']}")
     return met and exact
 
 

@@ -45,7 +45,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from itertools import islice
-from typing import Any, TypeVar
+from types import SimpleNamespace
+from typing import Any
 
 from sqlalchemy import Select, Table, bindparam, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -93,7 +94,6 @@ CLOSE_BATCH = 50
 #: invoices one run of the finalize and overdue jobs handles at most (the next run takes more)
 JOB_BATCH = 500
 _INSTANT = timedelta(microseconds=1)
-_M = TypeVar("_M")
 
 ACTIVE = SubscriptionStatus.ACTIVE
 PENDING = SubscriptionStatus.PENDING
@@ -505,7 +505,7 @@ _FINALIZE_NEW = (
 )
 
 
-def _invoice_periods(billings: Sequence[_Billing]) -> list[Invoice | None]:
+def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
     """A new invoice for each billing period, or None for a period that has one already.
 
     Exactly once: each invoice is inserted with its InvoiceSubscription row, whose unique key
@@ -516,7 +516,8 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Invoice | None]:
 
     The invoices are built in memory (usage read for all the periods in one query), inserted
     with one statement per table, numbered under each customer's row lock once known to be
-    new, and returned as transient objects (not in the session) for the webhook payloads.
+    new, and returned as `_NewInvoice` objects (not in the session) with what the webhook
+    payloads show.
     """
     if not billings:
         return []
@@ -569,16 +570,42 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Invoice | None]:
     return [invoice if invoice.id in new_ids else None for invoice in invoices]
 
 
-def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Invoice:
-    """The draft invoice of one billing period with its fees and totals, in memory only."""
+class _NewInvoice(SimpleNamespace):
+    """An invoice being created, in memory: its model's attributes on a plain object (no
+    attribute instrumentation, no session), inserted through Core and serialized as is."""
+
+    total_due_amount_cents = Invoice.total_due_amount_cents
+    transition = Invoice.transition
+
+
+def _new(cls: type[SimpleNamespace], table: Table, **values: Any) -> Any:
+    """A plain `cls` object with every column of `table` (scalar defaults, else None) and
+    `values`."""
+    return cls(**(_blank_row(table) | values))
+
+
+@cache
+def _blank_row(table: Table) -> dict[str, Any]:
+    blank: dict[str, Any] = {}
+    for column in table.columns:
+        default = column.default
+        scalar = default is not None and default.is_scalar
+        blank[column.key] = default.arg if scalar else None  # type: ignore[union-attr]
+    return blank
+
+
+def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Any:
+    """The draft invoice (a `_NewInvoice`) of one billing period with its billing period, its
+    fees and its totals, in memory only."""
     now = now_utc()  # each its own instant, as the lists order invoices by creation
     subscription = billing.subscription
     customer = subscription.customer
     tz = customer.applicable_timezone
     today = local_date(now, tz)
     term = _net_payment_term(customer)
-    invoice = _complete(
-        Invoice(),
+    invoice = _new(
+        _NewInvoice,
+        _INVOICES,
         lago_id=new_lago_id(),
         organization_id=customer.organization_id,
         customer_id=customer.id,
@@ -596,8 +623,9 @@ def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Invoice:
         updated_at=now,
         metadata_items=[],
     )
-    link = _complete(
-        InvoiceSubscription(),
+    link = _new(
+        SimpleNamespace,
+        _LINKS,
         invoice=invoice,
         subscription_id=subscription.id,
         subscription=subscription,
@@ -608,39 +636,26 @@ def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Invoice:
         charges_to_datetime=billing.charges.end,
         created_at=now,
     )
-    invoice.fees = [
-        _complete(
-            fee,
+    invoice.invoice_subscriptions = [link]
+
+    def new_fee(**values: Any) -> Any:
+        values = {"charge": None, "charge_filter": None} | values
+        charge, charge_filter = values["charge"], values["charge_filter"]
+        return _new(
+            SimpleNamespace,
+            _FEES,
             lago_id=new_lago_id(),
+            invoice=invoice,
             subscription_id=subscription.id,
-            charge_id=fee.charge.id if fee.charge else None,
-            charge_filter_id=fee.charge_filter.id if fee.charge_filter else None,
+            charge_id=charge.id if charge else None,
+            charge_filter_id=charge_filter.id if charge_filter else None,
             created_at=now,
+            **values,
         )
-        for fee in _fees(link, usage)
-    ]
+
+    invoice.fees = _fees(link, usage, new_fee)
     _totals(invoice)
     return invoice
-
-
-def _complete(item: _M, **values: Any) -> _M:
-    """`item` with `values` and, on the columns still None, their scalar defaults: a transient
-    object whose row is inserted through Core (no flush applies the defaults)."""
-    for key, value in values.items():
-        setattr(item, key, value)
-    for key, default in _scalar_defaults(item.__table__):  # type: ignore[attr-defined]
-        if getattr(item, key) is None:
-            setattr(item, key, default)
-    return item
-
-
-@cache
-def _scalar_defaults(table: Table) -> tuple[tuple[str, Any], ...]:
-    return tuple(
-        (column.key, column.default.arg)  # type: ignore[attr-defined]
-        for column in table.columns
-        if column.default is not None and column.default.is_scalar
-    )
 
 
 @cache
@@ -649,7 +664,7 @@ def _inserted_columns(table: Table) -> tuple[str, ...]:
 
 
 def _row(item: Any, table: Table) -> dict[str, Any]:
-    """The column values of a transient object, for a Core insert."""
+    """The column values of a new row held in memory, for a Core insert."""
     return {key: getattr(item, key) for key in _inserted_columns(table)}
 
 
@@ -660,7 +675,7 @@ def _insert_unless_present(table: Table) -> Any:
     return sqlite_insert(table).on_conflict_do_nothing()
 
 
-def _finalize_new(invoices: Sequence[Invoice]) -> None:
+def _finalize_new(invoices: Sequence[Any]) -> None:
     """`_finalize`, at their creation, of invoices just inserted: each customer's numbers taken
     in one statement (its row lock, held until the commit, and its counter together; customers
     in id order, so two closes wait for each other and never deadlock), the invoices updated
@@ -708,8 +723,13 @@ def _compute(invoice: Invoice) -> None:
     _totals(invoice)
 
 
-def _fees(link: InvoiceSubscription, usage: UsageSummary | None = None) -> list[Fee]:
-    """The fees of one billing period; `usage` is the period's, when read already."""
+def _fees(
+    link: InvoiceSubscription,
+    usage: UsageSummary | None = None,
+    make: Callable[..., Any] = Fee,
+) -> list[Fee]:
+    """The fees of one billing period; `usage` is the period's, when read already; `make`
+    builds each fee from its attributes."""
     subscription = link.subscription
     plan = subscription.plan
     currency = plan.amount_currency
@@ -720,7 +740,7 @@ def _fees(link: InvoiceSubscription, usage: UsageSummary | None = None) -> list[
         base = Period(link.from_datetime, link.to_datetime)
         precise = from_minor_units(plan.amount_cents, currency) * base_fee_share(subscription, base)
         fees.append(
-            Fee(
+            make(
                 subscription=subscription,
                 fee_type=FeeType.SUBSCRIPTION,
                 amount_cents=to_minor_units(precise, currency),
@@ -749,7 +769,7 @@ def _fees(link: InvoiceSubscription, usage: UsageSummary | None = None) -> list[
             charge_filter = getattr(item, "charge_filter", None)
             precise = from_minor_units(item.amount_cents, currency)
             fees.append(
-                Fee(
+                make(
                     subscription=subscription,
                     charge=charge,
                     charge_filter=charge_filter,
