@@ -48,7 +48,19 @@ from itertools import islice
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
@@ -478,13 +490,6 @@ _INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
 _LINKS: Table = InvoiceSubscription.__table__  # type: ignore[assignment]
 _FEES: Table = Fee.__table__  # type: ignore[assignment]
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
-#: built once: a customer's next `count` invoice numbers, under its row lock
-_TAKE_NUMBERS = (
-    update(_CUSTOMERS)
-    .where(_CUSTOMERS.c.id == bindparam("customer_id"))
-    .values(invoices_sequence=_CUSTOMERS.c.invoices_sequence + bindparam("count"))
-    .returning(_CUSTOMERS.c.invoices_sequence)
-)
 #: what finalization changes on an invoice
 _FINALIZED_COLUMNS = (
     "sequential_id",
@@ -676,21 +681,42 @@ def _insert_unless_present(table: Table) -> Any:
 
 
 def _finalize_new(invoices: Sequence[Any]) -> None:
-    """`_finalize`, at their creation, of invoices just inserted: each customer's numbers taken
-    in one statement (its row lock, held until the commit, and its counter together; customers
-    in id order, so two closes wait for each other and never deadlock), the invoices updated
-    in one."""
+    """`_finalize`, at their creation, of invoices just inserted: the customers' numbers taken
+    in one statement (their row locks, held until the commit, and their counters together;
+    on PostgreSQL the rows are locked in id order first, so two closes wait for each other
+    and never deadlock), the invoices updated in one."""
     if not invoices:
         return
     connection = db.session.connection()
-    by_customer: dict[int, list[Invoice]] = {}
+    by_customer: dict[int, list[Any]] = {}
     for invoice in invoices:
         by_customer.setdefault(invoice.customer_id, []).append(invoice)
+    customer_ids = sorted(by_customer)
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            select(_CUSTOMERS.c.id)
+            .where(_CUSTOMERS.c.id.in_(customer_ids))
+            .order_by(_CUSTOMERS.c.id)
+            .with_for_update()
+        )
+    last_numbers: dict[int, int] = dict(
+        connection.execute(
+            update(_CUSTOMERS)
+            .where(_CUSTOMERS.c.id.in_(customer_ids))
+            .values(
+                invoices_sequence=_CUSTOMERS.c.invoices_sequence
+                + case(
+                    {customer_id: len(own) for customer_id, own in by_customer.items()},
+                    value=_CUSTOMERS.c.id,
+                )
+            )
+            .returning(_CUSTOMERS.c.id, _CUSTOMERS.c.invoices_sequence)
+        ).all()
+    )
     parameters = []
-    for customer_id in sorted(by_customer):
+    for customer_id in customer_ids:
         own = by_customer[customer_id]
-        last = connection.scalar(_TAKE_NUMBERS, {"customer_id": customer_id, "count": len(own)})
-        assert last is not None
+        last = last_numbers[customer_id]
         customer = own[0].customer
         set_committed_value(customer, "invoices_sequence", last)
         for sequence, invoice in enumerate(own, start=last - len(own) + 1):
