@@ -201,9 +201,13 @@ def babel_locale(locale: str) -> str:
     return document_locale(locale).replace("-", "_")
 
 
-@cache
-def translations(locale: str) -> NullTranslations:
+def translations(locale: str | None) -> NullTranslations:
     """The compiled catalog of a document locale (English: the message ids themselves)."""
+    return _catalog(document_locale(locale))
+
+
+@cache  # keyed by the nine supported locales only
+def _catalog(locale: str) -> NullTranslations:
     code = babel_locale(locale)
     if code == DEFAULT_LOCALE:
         return NullTranslations()
