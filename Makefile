@@ -24,7 +24,7 @@ translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po |
 
 ## Re-extract the PDF and portal strings into messages.pot and merge them into every catalog.
 translations: $(STAMP)
-	$(BIN)/pybabel -q extract -F babel.cfg -o messages.pot --project=Ledgerline --copyright-holder=Ledgerline .
+	$(BIN)/pybabel -q extract -F babel.cfg -o messages.pot --no-location --add-comments=Translators: --project=Ledgerline --copyright-holder=Ledgerline .
 	$(BIN)/pybabel -q update -i messages.pot -d translations --width 100 --ignore-obsolete
 	$(BIN)/pybabel -q compile -d translations
 
