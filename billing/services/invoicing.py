@@ -20,9 +20,12 @@ What a subscription is billed (Lago's behaviour, lago-api.md §8, §10):
 
 Exactly once: every invoice is born with its `InvoiceSubscription` rows, whose unique key
 (subscription, reason, period bounds) refuses a second invoice of the same period, whichever
-process (another jobs process, a rerun after a crash, the CLI) tries. The close claims
-subscriptions with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one writer) and commits
-per small batch, so a crash loses at most one batch and a rerun completes it.
+process (another jobs process, a rerun after a crash, the CLI) tries: the rows go in with
+``ON CONFLICT DO NOTHING … RETURNING`` and an invoice whose row was refused is deleted at once.
+The close claims subscriptions with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (SQLite has one
+writer) and commits per small batch, so a crash loses at most one batch and a rerun completes it.
+A batch is invoiced together (one usage read, one insert per table, the numbers in one
+statement); if it fails, its subscriptions are retried one by one so only the culprit fails.
 
 Efficiency: `Subscription.next_invoice_at` is the end of the next period to close (UTC, indexed);
 the close reads only the subscriptions whose value has passed, so 10,000 subscriptions in the
