@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.money import format_money
+from billing.services import customers as customer_service
 from billing.services import invoicing
 from billing.timeutil import set_clock
 from extensions import db
@@ -156,6 +157,23 @@ def test_customer_tab_is_scoped_to_the_customer(agent_client, org, clock, acme, 
     overview = text(agent_client.get(f"/customers/{acme.lago_id}"))
     assert "Latest invoices" in overview and final.number in overview
     assert draft.number not in overview
+
+
+def test_a_reused_external_id_does_not_show_the_deleted_customers_invoices(
+    agent_client, org, clock, acme
+):
+    close(clock)
+    old = invoice_of(org, acme)
+    customer_service.delete_customer(org, acme, factories.TEST_ACTOR)
+    db.session.commit()
+    successor = factories.make_customer(org, external_id=acme.external_id, currency="EUR")
+
+    tab = text(agent_client.get(f"/customers/{successor.lago_id}/invoices"))
+    overview = text(agent_client.get(f"/customers/{successor.lago_id}"))
+
+    assert old.number not in tab and "0 invoices" in tab
+    assert old.number not in overview
+    assert old.number in text(agent_client.get(f"/customers/{acme.lago_id}/invoices"))
 
 
 def test_invoice_page_shows_periods_fees_and_totals_of_the_invoice(agent_client, org, clock, acme):

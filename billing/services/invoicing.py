@@ -1104,6 +1104,8 @@ class InvoiceFilters:
     """Filters of `GET /invoices` (lago-api.md §10); empty lists and None mean "any"."""
 
     external_customer_id: str | None = None
+    #: one customer's invoices (an external id can be reused once its customer is deleted)
+    customer_id: int | None = None
     statuses: list[str] = field(default_factory=list)
     payment_statuses: list[str] = field(default_factory=list)
     payment_overdue: bool | None = None
@@ -1121,6 +1123,8 @@ def list_invoices(
 ) -> Page[Invoice]:
     """One page of the organization's invoices, newest first, with the total count."""
     conditions: list[Any] = [Invoice.organization_id == organization.id]
+    if filters.customer_id is not None:
+        conditions.append(Invoice.customer_id == filters.customer_id)
     if filters.external_customer_id is not None:
         conditions.append(
             Invoice.customer_id.in_(

@@ -172,7 +172,7 @@ class InvoiceQuery:
 
     def filters(self, customer: Customer | None = None) -> InvoiceFilters:
         return InvoiceFilters(
-            external_customer_id=customer.external_id if customer else None,
+            customer_id=customer.id if customer else None,
             statuses=[self.status] if self.status else [],
             payment_statuses=[self.payment_status] if self.payment_status else [],
             payment_overdue={"yes": True, "no": False}.get(self.overdue),
@@ -228,7 +228,7 @@ def latest_invoices(customer: Customer) -> list[Invoice]:
     """The customer's newest invoices, for the overview."""
     return invoicing_service.list_invoices(
         current_organization(),
-        InvoiceFilters(external_customer_id=customer.external_id),
+        InvoiceFilters(customer_id=customer.id),
         per_page=LATEST_LIMIT,
     ).items
 
