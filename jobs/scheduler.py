@@ -44,6 +44,7 @@ def build_scheduler(app: Flask) -> BackgroundScheduler:
             _in_app_context(app, spec),
             spec.trigger,
             id=spec.id,
+            name=spec.id,
             replace_existing=True,
             **spec.trigger_args,
         )
