@@ -170,11 +170,14 @@ def active_subscription_for_usage(
 
 def current_usage(subscription: Subscription, at: datetime | None = None) -> UsageSummary:
     """The usage and charge amounts of the billing period containing `at` (default now)."""
-    at = at or now_utc()
-    period = subscription.period_at(at)
-    timezone = subscription.customer.applicable_timezone
+    period = subscription.period_at(at or now_utc())
+    return _summary(_UsageReader(subscription, period, subscription.customer.applicable_timezone))
+
+
+def _summary(reader: _UsageReader) -> UsageSummary:
+    """Every charge of the subscription's plan priced over the reader's period."""
+    subscription, period, timezone = reader.subscription, reader.period, reader.timezone
     currency = subscription.plan.amount_currency
-    reader = _UsageReader(subscription, period, timezone)
     charges = [reader.charge_usage(charge, currency) for charge in subscription.plan.charges]
     amount = sum(usage.amount_cents for usage in charges)
     return UsageSummary(
@@ -183,7 +186,7 @@ def current_usage(subscription: Subscription, at: datetime | None = None) -> Usa
         issuing_date=local_date(period.inclusive_end, timezone),
         currency=currency,
         amount_cents=amount,
-        taxes_amount_cents=0,  # taxes arrive with invoicing
+        taxes_amount_cents=0,  # taxes are not built yet
         total_amount_cents=amount,
         charges=charges,
     )
@@ -551,21 +554,7 @@ def usage_for_period(subscription: Subscription, period: Period) -> UsageSummary
     """The usage and charge amounts of any `period` of the subscription, e.g. one that has
     ended and is being invoiced (a termination's period ends at the termination instant),
     read and priced exactly as `current_usage` does."""
-    timezone = subscription.customer.applicable_timezone
-    currency = subscription.plan.amount_currency
-    reader = _UsageReader(subscription, period, timezone)
-    usages = [reader.charge_usage(charge, currency) for charge in subscription.plan.charges]
-    total = sum(item.amount_cents for item in usages)
-    return UsageSummary(
-        subscription,
-        period,
-        local_date(period.inclusive_end, timezone),
-        currency,
-        total,
-        0,
-        total,
-        usages,
-    )
+    return _summary(_UsageReader(subscription, period, subscription.customer.applicable_timezone))
 
 
 #: built once: `_PERIOD_BUCKETS` of several subscriptions, each row naming its subscription
@@ -634,23 +623,14 @@ def usage_for_periods(periods: Sequence[tuple[Subscription, Period]]) -> list[Us
         )
         for row in rows:
             rows_of[row.subscription_id].append(row)
-    summaries = []
-    for subscription, period in periods:
-        timezone = subscription.customer.applicable_timezone
-        currency = subscription.plan.amount_currency
-        reader = _PreloadedUsageReader(subscription, period, timezone, rows_of[subscription.id])
-        usages = [reader.charge_usage(charge, currency) for charge in subscription.plan.charges]
-        total = sum(item.amount_cents for item in usages)
-        summaries.append(
-            UsageSummary(
+    return [
+        _summary(
+            _PreloadedUsageReader(
                 subscription,
                 period,
-                local_date(period.inclusive_end, timezone),
-                currency,
-                total,
-                0,
-                total,
-                usages,
+                subscription.customer.applicable_timezone,
+                rows_of[subscription.id],
             )
         )
-    return summaries
+        for subscription, period in periods
+    ]
