@@ -16,6 +16,7 @@ from billing.models import (
     Customer,
     CustomerMetadata,
     IntegrationCustomer,
+    Invoice,
     Organization,
     Subscription,
 )
@@ -53,8 +54,6 @@ def customer_has_attachments(customer: Customer) -> bool:
     Subscriptions of any status and invoices of any status count; coupons and wallets arrive
     with their capabilities, which extend this check.
     """
-    from billing.models import Invoice, Subscription  # noqa: PLC0415  (kept local to this function)
-
     if customer.id is None:
         return False
     return bool(
