@@ -8,12 +8,12 @@ from typing import Any
 
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
 
-from billing.errors import NotFound, ValidationFailed
-from billing.models import BillableMetric, Invoice, InvoiceStatus
+from billing.errors import ValidationFailed
+from billing.models import Invoice, InvoiceStatus
 from billing.serializers_invoices import serialize_invoice, serialize_past_usage
 from billing.services import invoicing
+from billing.services import metrics as metric_service
 from billing.services.customers import get_customer
 from billing.services.pagination import Page
 from blueprints.api import bp
@@ -172,8 +172,8 @@ def past_usage(external_id: str) -> ResponseReturnValue:
     if not external_subscription_id:
         raise ValidationFailed({"external_subscription_id": ["value_is_mandatory"]})
     metric_code = request.args.get("billable_metric_code") or None
-    if metric_code is not None and _metric(organization.id, metric_code) is None:
-        raise NotFound("billable_metric")
+    if metric_code is not None:
+        metric_service.get_billable_metric(organization, metric_code)
     links = invoicing.customer_invoice_periods(customer, external_subscription_id)
     periods_count = request.args.get("periods_count")
     if periods_count and periods_count.isdigit() and int(periods_count) > 0:
@@ -185,16 +185,6 @@ def past_usage(external_id: str) -> ResponseReturnValue:
         for usage in usage_periods:
             _only_metric(usage, metric_code)
     return jsonify(usage_periods=usage_periods, meta=result.meta())
-
-
-def _metric(organization_id: int, code: str) -> BillableMetric | None:
-    return db.session.scalar(
-        select(BillableMetric).where(
-            BillableMetric.organization_id == organization_id,
-            BillableMetric.code == code,
-            BillableMetric.deleted_at.is_(None),
-        )
-    )
 
 
 def _only_metric(usage: dict[str, Any], code: str) -> None:
