@@ -34,6 +34,7 @@ from billing.periods import local_date
 from billing.serializers_subscriptions import current_period, downgrade_at, serialize_subscription
 from billing.services import audit, invoicing, outbox
 from billing.services.customers import find_customer, upsert_customer
+from billing.services.metrics import lock_organization
 from billing.services.pagination import Page
 from billing.timeutil import as_utc, now_utc
 from extensions import db
@@ -346,7 +347,9 @@ def create_subscription(
     if parsed.errors:
         raise ValidationFailed(parsed.errors)
     values = parsed.values
-    _lock_subscriptions_of(organization)
+    # One creation at a time per organization: two requests with the same new external id
+    # become one creation and one plan change (or a Conflict), never two active rows.
+    lock_organization(organization)
     customer = _customer_in_currency(organization, values["external_customer_id"], plan, actor)
     current = _editable_subscription(customer, values["external_id"])
     try:
@@ -367,14 +370,6 @@ def create_subscription(
 def yearly_amount_cents(plan: Plan) -> int:
     """The plan's base amount over a year: how Lago tells an upgrade from a downgrade."""
     return plan.amount_cents * PERIODS_PER_YEAR[plan.interval]
-
-
-def _lock_subscriptions_of(organization: Organization) -> None:
-    # One creation at a time per organization: two requests with the same new external id
-    # become one creation and one plan change (or a Conflict), never two active rows.
-    db.session.execute(
-        select(Organization.id).where(Organization.id == organization.id).with_for_update()
-    )
 
 
 def _customer_in_currency(
