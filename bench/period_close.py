@@ -38,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from current_usage import properties  # noqa: E402
 from customer_search import throwaway_postgresql  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
@@ -90,14 +91,6 @@ CHARGES = [
 
 def month_start(moment: datetime) -> datetime:
     return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def properties(code: str, rng: random.Random) -> dict[str, Any]:
-    if code == "storage_gb":
-        return {"gb": rng.randint(1, 10)}
-    if code == "requests":
-        return {"n": rng.randint(1, 5), "region": rng.choice(["eu", "us", "apac", "none"])}
-    return {}
 
 
 def seed(subscriptions: int, events_each: int, rng: random.Random) -> tuple[int, datetime]:
