@@ -18,11 +18,6 @@ from billing.timeutil import iso_utc
 _NOT_EMBEDDED = ("taxes", "applicable_invoice_custom_sections", "error_details")
 
 
-def decimal_text(value: Decimal) -> str:
-    """An exact decimal without exponent ("12.5", "0.0")."""
-    return units_text(value)
-
-
 def _embedded_customer(invoice: Invoice) -> dict[str, Any]:
     payload = serialize_customer(invoice.customer)
     for key in _NOT_EMBEDDED:
@@ -106,8 +101,8 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "lago_customer_id": str(customer.lago_id),
         "external_customer_id": customer.external_id,
         "amount_cents": fee.amount_cents,
-        "precise_amount": decimal_text(fee.precise_amount),
-        "precise_total_amount": decimal_text(fee.precise_amount),
+        "precise_amount": units_text(fee.precise_amount),
+        "precise_total_amount": units_text(fee.precise_amount),
         "amount_currency": fee.currency,
         "taxes_amount_cents": fee.taxes_amount_cents,
         "taxes_precise_amount": "0.0",
@@ -117,7 +112,7 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "units": units_text(fee.units),
         "total_aggregated_units": units_text(fee.total_aggregated_units),
         "description": None,
-        "precise_unit_amount": decimal_text(fee.precise_unit_amount),
+        "precise_unit_amount": units_text(fee.precise_unit_amount),
         "events_count": fee.events_count,
         "pay_in_advance": fee.pay_in_advance,
         "invoiceable": True,
