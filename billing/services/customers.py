@@ -24,6 +24,7 @@ from billing.models.customers import CustomerStatus
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
 from billing.services.customer_input import CustomerInput, parse_customer_input
+from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
 from billing.services.search import (
     build_search_text,
@@ -104,7 +105,7 @@ def upsert_customer(
     parsed = parse_customer_input(payload, require_external_id=not generate_missing_external_id)
     if parsed.errors:
         raise ValidationFailed(parsed.errors)
-    _lock_customers_of(organization)
+    lock_organization(organization)
     external_id = parsed.external_id or generate_external_id()
     customer = find_customer(organization, external_id)
     if customer is None:
@@ -129,7 +130,7 @@ def update_customer(
     parsed = parse_customer_input(payload)
     if parsed.errors:
         raise ValidationFailed(parsed.errors)
-    _lock_customers_of(organization)
+    lock_organization(organization)
     _check_immutable(customer, parsed)
     if parsed.external_id != customer.external_id:
         if customer_has_attachments(customer):
@@ -139,14 +140,6 @@ def update_customer(
         parsed.columns["external_id"] = parsed.external_id
     _save(organization, customer, parsed, actor, before=_audited(customer))
     return customer
-
-
-def _lock_customers_of(organization: Organization) -> None:
-    # Serialize customer writes of one organization: two concurrent creations of the same
-    # external id must become one creation and one update, and sequential ids never collide.
-    db.session.execute(
-        select(Organization.id).where(Organization.id == organization.id).with_for_update()
-    )
 
 
 def _save(

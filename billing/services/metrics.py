@@ -19,6 +19,7 @@ from billing.models import BillableMetric, Charge, ChargeFilter, Organization, P
 from billing.models.subscriptions import SubscriptionStatus
 from billing.serializers_plans import serialize_billable_metric
 from billing.services import audit, outbox
+from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
 from billing.timeutil import now_utc
 from extensions import db
@@ -160,13 +161,6 @@ def name_or_code_matches(
         return query
     pattern = f"%{search.strip().lower()}%"
     return query.where(or_(func.lower(name).like(pattern), func.lower(code).like(pattern)))
-
-
-def lock_organization(organization: Organization) -> None:
-    """Serialize catalogue writes of one organization, so live codes stay unique."""
-    db.session.execute(
-        select(Organization.id).where(Organization.id == organization.id).with_for_update()
-    )
 
 
 # --- lookup ------------------------------------------------------------------------------

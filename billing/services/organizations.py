@@ -207,3 +207,11 @@ def create_agent(
         changes={"email": [None, email], "role": [None, role]},
     )
     return agent
+
+
+def lock_organization(organization: Organization) -> None:
+    """Lock the organization's row: serializes the writes whose uniqueness rules span it (live
+    customer external ids and sequential ids, metric and plan codes, subscription creations)."""
+    db.session.execute(
+        select(Organization.id).where(Organization.id == organization.id).with_for_update()
+    )

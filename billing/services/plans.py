@@ -35,10 +35,10 @@ from billing.services.customer_input import (
 from billing.services.metrics import (
     LIVE_SUBSCRIPTION_STATUSES,
     Input,
-    lock_organization,
     name_or_code_matches,
     page_of,
 )
+from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
 from billing.timeutil import now_utc
 from extensions import db

@@ -34,7 +34,7 @@ from billing.periods import local_date
 from billing.serializers_subscriptions import current_period, downgrade_at, serialize_subscription
 from billing.services import audit, invoicing, outbox
 from billing.services.customers import find_customer, upsert_customer
-from billing.services.metrics import lock_organization
+from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
 from billing.timeutil import as_utc, now_utc
 from extensions import db
