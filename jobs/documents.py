@@ -1,0 +1,46 @@
+"""Job: render and store the PDFs of finalized invoices that have none yet."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from billing.services import documents
+from extensions import db, reset_write_intent, set_write_intent
+
+log = logging.getLogger(__name__)
+
+#: seconds one run renders at most; what is left waits for the next run
+RUN_BUDGET_SECONDS = 45.0
+
+
+def run_document_generation() -> int:
+    """Store the missing PDFs, a batch per transaction; returns how many were stored.
+
+    Several jobs processes may run this at once: each batch is claimed with SKIP LOCKED
+    (PostgreSQL) and the documents' unique key stores a second render of the same owner never.
+    """
+    # A cheap read first: on SQLite it takes no write lock, and this runs every minute.
+    token = set_write_intent(False)
+    try:
+        missing = documents.any_missing()
+        db.session.commit()
+    finally:
+        reset_write_intent(token)
+    if not missing:
+        return 0
+    started = time.monotonic()
+    stored = 0
+    while time.monotonic() - started < RUN_BUDGET_SECONDS:
+        try:
+            claimed, new = documents.store_missing()
+            db.session.commit()
+        except Exception:
+            db.session.rollback()
+            raise
+        stored += new
+        if not claimed:
+            break
+    if stored:
+        log.info("documents: %r PDF(s) generated", stored)
+    return stored
