@@ -7,15 +7,17 @@ poppler's pdftotext (tests/test_pdf.py), as a customer's PDF reader shows it.
 
 from __future__ import annotations
 
+import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from billing.demo_documents import seed_documents
-from billing.models import Document, Invoice, OutboxEvent
+from billing.models import Document, Invoice, OutboxEvent, Subscription
 from billing.services import documents, invoicing
 from billing.services.customers import upsert_customer
 from billing.services.invoice_documents import invoice_document
@@ -463,3 +465,70 @@ def test_signed_out_the_console_pdf_sends_to_login(client, org, clock):
     response = client.get(f"/invoices/{invoice.lago_id}/pdf")
 
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+# --- two runners at once -------------------------------------------------------------------------
+
+
+@pytest.mark.live
+def test_two_jobs_at_once_store_each_pdf_once(live_server):
+    """Two jobs processes on committed invoices: each PDF stored and announced exactly once."""
+    app = live_server.app
+    with app.app_context():
+        organization = factories.make_organization()
+        plan = factories.make_plan(organization, charges=[])
+        for _ in range(4):
+            factories.make_subscription(
+                organization, plan=plan, subscription_at="2020-01-01T00:00:00Z"
+            )
+        invoicing.close_periods(
+            datetime(2020, 4, 1, 0, 1, tzinfo=UTC), organization_id=organization.id
+        )
+        db.session.execute(  # nothing left due for the other tests sharing this database
+            update(Subscription)
+            .where(Subscription.organization_id == organization.id)
+            .values(status="terminated", next_invoice_at=None)
+        )
+        db.session.commit()
+        organization_id = organization.id
+    barrier = threading.Barrier(2)
+    stored: list[int] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                barrier.wait()
+                count = 0
+                while True:
+                    claimed, new = documents.store_missing(organization_id=organization_id, batch=2)
+                    db.session.commit()
+                    count += new
+                    if not claimed:
+                        break
+                stored.append(count)
+            except BaseException as exc:  # noqa: BLE001  (reported below)
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    with app.app_context():
+        invoices = db.session.scalar(
+            select(func.count(Invoice.id)).where(Invoice.organization_id == organization_id)
+        )
+        owners = db.session.scalars(
+            select(Document.owner_id).where(Document.organization_id == organization_id)
+        ).all()
+        events = db.session.scalar(
+            select(func.count(OutboxEvent.id)).where(
+                OutboxEvent.organization_id == organization_id,
+                OutboxEvent.event_type == "invoice.generated",
+            )
+        )
+    assert invoices == 12  # four subscriptions × January, February, March
+    assert sum(stored) == len(owners) == len(set(owners)) == events == invoices
