@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 
 from billing.demo_documents import seed_documents
 from billing.models import Document, Invoice, OutboxEvent, Subscription
@@ -294,6 +294,27 @@ def test_download_generates_the_pdf_and_answers_the_invoice_with_its_link(
     assert pdf.mimetype == "application/pdf" and pdf.data.startswith(b"%PDF")
     assert pdf.headers["Content-Disposition"] == f"inline; filename={invoice.number}.pdf"
     assert pdf.data == documents_of(org)[0].content
+
+
+def test_the_list_links_the_stored_pdfs_with_one_query_for_the_page(api_client, org, clock):
+    with_pdf, without_pdf = bill(org, clock, "Acme"), bill(org, clock, "Globex")
+    documents.generate_invoice_pdf(with_pdf)
+    db.session.commit()
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        body = api_client.get("/api/v1/invoices").get_json()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+    links = {invoice["number"]: invoice["file_url"] for invoice in body["invoices"]}
+    assert links[with_pdf.number].startswith("http://testserver/documents/")
+    assert links[without_pdf.number] is None
+    assert len([s for s in statements if "FROM documents" in s]) == 1
 
 
 def test_download_of_a_draft_is_404_and_stores_nothing(api_client, org, clock):

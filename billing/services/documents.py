@@ -22,7 +22,9 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,6 +259,31 @@ def public_base_url() -> str:
     return config["PUBLIC_URL"] or f"http://127.0.0.1:{config['PORT']}"
 
 
+#: owners whose documents were looked up together for a list: (kind, owner id) → stored?
+_known: ContextVar[dict[tuple[str, int], bool] | None] = ContextVar("known_documents", default=None)
+
+
+@contextmanager
+def looked_up_together(kind: str, owners: Sequence[Any]) -> Iterator[None]:
+    """Inside the block, `file_url` of these owners asks no query: one query for the lot (a
+    page of the invoice list) instead of one per owner."""
+    ids = [owner.id for owner in owners if getattr(owner, "id", None) is not None]
+    stored = set(
+        db.session.scalars(
+            select(Document.owner_id).where(
+                Document.document_type == kind, Document.owner_id.in_(ids)
+            )
+        )
+        if ids
+        else ()
+    )
+    token = _known.set({(kind, owner_id): owner_id in stored for owner_id in ids})
+    try:
+        yield
+    finally:
+        _known.reset(token)
+
+
 def file_url(kind: str, owner: Any) -> str | None:
     """Lago's `file_url`: a signed, expiring absolute link to the owner's stored PDF; None
     while none is stored (or outside an application, where no secret key is known)."""
@@ -267,7 +294,11 @@ def file_url(kind: str, owner: Any) -> str | None:
         # built in memory by the period close (or not flushed yet): it cannot have a document,
         # and the close serializes thousands of new invoices, so no query for them
         return None
-    if not has_document(kind, owner.id):
+    known = _known.get()
+    stored = known.get((kind, owner.id)) if known is not None else None
+    if stored is None:
+        stored = has_document(kind, owner.id)
+    if not stored:
         return None
     return f"{public_base_url()}/documents/{download_token(kind, owner.lago_id)}"
 

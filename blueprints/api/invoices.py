@@ -10,7 +10,7 @@ from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from billing.errors import NotFound, ValidationFailed
-from billing.models import Invoice, InvoiceStatus
+from billing.models import DocumentType, Invoice, InvoiceStatus
 from billing.serializers_invoices import serialize_invoice, serialize_past_usage
 from billing.services import documents, invoicing
 from billing.services import metrics as metric_service
@@ -77,9 +77,9 @@ def _integer(raw: str | None, name: str, errors: dict[str, list[str]]) -> int | 
 
 
 def _listed(result: Page[Invoice]) -> Response:
-    return jsonify(
-        invoices=[serialize_invoice(invoice) for invoice in result.items], meta=result.meta()
-    )
+    with documents.looked_up_together(DocumentType.INVOICE, result.items):
+        invoices = [serialize_invoice(invoice) for invoice in result.items]
+    return jsonify(invoices=invoices, meta=result.meta())
 
 
 def _shown(invoice: Invoice) -> Response:
