@@ -12,8 +12,10 @@ def seed_documents(organization: Organization) -> int:
     """Store the PDF of every finalized or voided invoice of the organization that has none;
     returns how many were stored."""
     stored = 0
+    failed: list[tuple[str, int]] = []
     while True:
-        claimed, new = documents.store_missing(organization_id=organization.id)
-        stored += new
-        if not claimed:
+        batch = documents.store_missing(organization_id=organization.id, skip=failed)
+        stored += batch.stored
+        failed += batch.failed
+        if not batch.claimed:
             return stored

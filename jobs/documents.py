@@ -31,15 +31,17 @@ def run_document_generation() -> int:
         return 0
     started = time.monotonic()
     stored = 0
+    failed: list[tuple[str, int]] = []
     while time.monotonic() - started < RUN_BUDGET_SECONDS:
         try:
-            claimed, new = documents.store_missing()
+            batch = documents.store_missing(skip=failed)
             db.session.commit()
         except Exception:
             db.session.rollback()
             raise
-        stored += new
-        if not claimed:
+        stored += batch.stored
+        failed += batch.failed  # retried by the next run, not again by this one
+        if not batch.claimed:
             break
     if stored:
         log.info("documents: %r PDF(s) generated", stored)

@@ -268,6 +268,27 @@ def test_the_scheduled_job_stores_the_missing_pdfs_then_has_nothing_to_do(org, c
     assert "documents" in [job.id for job in JOBS]
 
 
+def test_a_pdf_that_fails_to_render_holds_no_other_back(org, clock, monkeypatch, caplog):
+    from jobs.documents import run_document_generation
+
+    broken, fine = bill(org, clock, "Acme"), bill(org, clock, "Globex")
+    render = documents.render_invoice_pdf
+
+    def render_or_fail(doc: Any) -> bytes:
+        if doc.number == broken.number:
+            raise ValueError("a font went missing")
+        return render(doc)
+
+    monkeypatch.setattr(documents, "render_invoice_pdf", render_or_fail)
+
+    run_document_generation()
+    run_document_generation()  # tries it again, once
+
+    assert [d.owner_id for d in documents_of(org)] == [fine.id]
+    failures = [r for r in caplog.records if "rendering invoice" in r.getMessage()]
+    assert len(failures) == 2 and broken.number in failures[0].getMessage()
+
+
 # --- the API -------------------------------------------------------------------------------------
 
 
@@ -522,10 +543,10 @@ def test_two_jobs_at_once_store_each_pdf_once(live_server):
                 barrier.wait()
                 count = 0
                 while True:
-                    claimed, new = documents.store_missing(organization_id=organization_id, batch=2)
+                    batch = documents.store_missing(organization_id=organization_id, batch=2)
                     db.session.commit()
-                    count += new
-                    if not claimed:
+                    count += batch.stored
+                    if not batch.claimed:
                         break
                 stored.append(count)
             except BaseException as exc:  # noqa: BLE001  (reported below)

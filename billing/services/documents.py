@@ -22,10 +22,10 @@ import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -172,18 +172,44 @@ def download_filename(number: str) -> str:
 # --- the job -------------------------------------------------------------------------------------
 
 
-def store_missing(*, organization_id: int | None = None, batch: int = JOB_BATCH) -> tuple[int, int]:
+@dataclass
+class Batch:
+    """What one batch of the job did."""
+
+    #: owners claimed; none means nothing is left to render
+    claimed: int = 0
+    #: documents this batch stored (a concurrent writer may have stored the others)
+    stored: int = 0
+    #: (kind, owner id) of the owners whose render failed (logged); skip them for this run
+    failed: list[tuple[str, int]] = field(default_factory=list)
+
+
+def store_missing(
+    *,
+    organization_id: int | None = None,
+    batch: int = JOB_BATCH,
+    skip: Collection[tuple[str, int]] = (),
+) -> Batch:
     """One batch of the job: claim up to `batch` owners that should have a document and have
-    none, render and store each. Returns (owners claimed, documents stored); nothing claimed
-    means nothing is left. Flushes; the caller commits (each batch, to release its locks)."""
+    none (but those in `skip`), render and store each. A render that fails is logged and
+    reported, so one bad document cannot hold the others back. Flushes; the caller commits
+    (each batch, to release its locks)."""
     for spec in KINDS.values():
-        owners = _claim(spec, organization_id, batch)
-        if owners:
-            stored = sum(
-                _store(spec, owner, render_invoice_pdf(spec.build(owner))) for owner in owners
-            )
-            return len(owners), stored
-    return 0, 0
+        owners = _claim(spec, organization_id, batch, [i for k, i in skip if k == spec.name])
+        if not owners:
+            continue
+        result = Batch(claimed=len(owners))
+        for owner in owners:
+            document = spec.build(owner)
+            try:
+                content = render_invoice_pdf(document)
+            except Exception:
+                log.exception("documents: rendering %s %r failed", spec.name, owner.number)
+                result.failed.append((spec.name, owner.id))
+                continue
+            result.stored += _store(spec, owner, content)
+        return result
+    return Batch()
 
 
 def _missing(spec: DocumentKind, organization_id: int | None = None) -> Select[Any]:
@@ -207,11 +233,15 @@ def any_missing() -> bool:
     return any(db.session.scalar(select(_missing(spec).exists())) for spec in KINDS.values())
 
 
-def _claim(spec: DocumentKind, organization_id: int | None, batch: int) -> list[Any]:
-    """A batch of owners without a document, locked (rows another runner holds are skipped
-    on PostgreSQL)."""
+def _claim(
+    spec: DocumentKind, organization_id: int | None, batch: int, skip: list[int]
+) -> list[Any]:
+    """A batch of owners without a document (but `skip`), locked (rows another runner holds
+    are skipped on PostgreSQL)."""
     model = spec.model
     query = _missing(spec, organization_id).limit(batch)
+    if skip:
+        query = query.where(model.id.not_in(skip))
     if _dialect() == "postgresql":
         query = query.with_for_update(skip_locked=True, of=model)
     return list(db.session.scalars(query))
