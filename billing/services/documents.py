@@ -3,7 +3,11 @@ database, serve it through expiring signed links.
 
 One registry entry per kind of document (`DocumentKind`): which model owns it, which statuses
 may have one, how the owner maps onto billing.pdf's view model, and which webhook announces it.
-Invoices register below; credit notes plug in with one `register(DocumentKind(...))`.
+Invoices register at the bottom of this module; credit notes plug in the same way, e.g.
+``register(DocumentKind(DocumentType.CREDIT_NOTE, CreditNote, ("finalized",),
+credit_note_document, serialize_credit_note))`` where `credit_note_document` maps a credit note
+onto `InvoiceDocument(kind="credit_note", ...)`: the job, `generate_pdf`, `stored_pdf`,
+`file_url` and the download links then serve them too.
 
 Exactly once: a document is stored with ``INSERT … ON CONFLICT DO NOTHING`` on its unique key
 (type, owner), so two jobs processes, or the job and an API download at the same moment, store
@@ -59,7 +63,7 @@ class DocumentKind:
 
     #: a DocumentType value, also the download link's and the webhook's object type
     name: str
-    #: the owner's model: has id, lago_id, organization_id, status and `number`
+    #: the owner's model: has id, lago_id, organization_id and `number` (the file's name)
     model: Any
     #: owner statuses that have a document (a draft is previewed, never stored)
     statuses: tuple[str, ...]
@@ -67,6 +71,11 @@ class DocumentKind:
     build: Callable[[Any], InvoiceDocument]
     #: the owner as the API shows it, for the `<name>.generated` webhook
     serialize: Callable[[Any], dict[str, Any]]
+    #: the owner's attribute (and column) holding the status `statuses` speaks of
+    status_attribute: str = "status"
+
+    def may_have_document(self, owner: Any) -> bool:
+        return getattr(owner, self.status_attribute) in self.statuses
 
     @property
     def event_type(self) -> str:
@@ -121,7 +130,7 @@ def generate_pdf(kind: str, owner: Any) -> Document:
     """The owner's stored document, rendered and stored first when there is none (announced
     with `<kind>.generated`). NotAllowed("is_draft") for a status that has no document."""
     spec = kind_of(kind)
-    if owner.status not in spec.statuses:
+    if not spec.may_have_document(owner):
         raise NotAllowed("is_draft")
     document = stored_document(kind, owner.id)
     if document is None:
@@ -218,7 +227,7 @@ def _missing(spec: DocumentKind, organization_id: int | None = None) -> Select[A
     query = (
         select(model)
         .where(
-            model.status.in_(spec.statuses),
+            getattr(model, spec.status_attribute).in_(spec.statuses),
             ~exists().where(Document.document_type == spec.name, Document.owner_id == model.id),
         )
         .order_by(model.id)
@@ -317,7 +326,7 @@ def looked_up_together(kind: str, owners: Sequence[Any]) -> Iterator[None]:
 def file_url(kind: str, owner: Any) -> str | None:
     """Lago's `file_url`: a signed, expiring absolute link to the owner's stored PDF; None
     while none is stored (or outside an application, where no secret key is known)."""
-    if owner.status not in kind_of(kind).statuses or not has_app_context():
+    if not kind_of(kind).may_have_document(owner) or not has_app_context():
         return None
     state = inspect(owner, raiseerr=False)
     if state is None or state.transient or state.pending:
