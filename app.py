@@ -63,6 +63,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from blueprints.api import bp as api_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.console import bp as console_bp
+    from blueprints.documents import bp as documents_bp
     from blueprints.filters import register_filters
 
     # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
@@ -70,6 +71,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(console_bp)
+    app.register_blueprint(documents_bp)
     register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)

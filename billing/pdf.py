@@ -37,6 +37,8 @@ from weasyprint.text.fonts import FontConfiguration
 from billing.money import currency_exponent, format_money, to_minor_units
 
 log = logging.getLogger(__name__)
+# WeasyPrint logs each step of every render at INFO: a batch of invoices would flood the log
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = ROOT / "templates" / "pdf"

@@ -1,17 +1,18 @@
 """Invoices, fees and past usage as Lago's v1 API shows them (lago-api.md §10.1, §5); the API
 and the outbox share these. Every key is written; features not built yet (coupons, credits,
-taxes, PDFs) show as 0, [] or null."""
+taxes) show as 0, [] or null; `file_url` is the PDF's signed link once it is stored."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
-from billing.models import Fee, Invoice, InvoiceSubscription
+from billing.models import DocumentType, Fee, Invoice, InvoiceSubscription
 from billing.periods import Period
 from billing.serializers import serialize_customer
 from billing.serializers_subscriptions import serialize_subscription
 from billing.serializers_usage import serialize_customer_usage, units_text
+from billing.services import documents
 from billing.timeutil import iso_utc
 
 #: keys Lago leaves out of the customer embedded in an invoice
@@ -166,7 +167,7 @@ def serialize_invoice(invoice: Invoice, *, include_fees: bool = False) -> dict[s
         "prepaid_credit_amount_cents": invoice.prepaid_credit_amount_cents,
         "prepaid_granted_credit_amount_cents": 0,
         "prepaid_purchased_credit_amount_cents": 0,
-        "file_url": None,
+        "file_url": documents.file_url(DocumentType.INVOICE, invoice),
         "xml_url": None,
         "web_url": None,
         "version_number": invoice.version_number,

@@ -109,3 +109,8 @@ from jobs.invoicing import run_draft_finalization, run_overdue_marking, run_peri
 JOBS.append(JobSpec("period_close", run_period_close, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("draft_finalization", run_draft_finalization, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("overdue_invoices", run_overdue_marking, "interval", {"seconds": 300}))
+
+from jobs.documents import run_document_generation  # noqa: E402
+
+# PDFs of newly finalized invoices, a minute at most after finalization.
+JOBS.append(JobSpec("documents", run_document_generation, "interval", {"seconds": 60}))

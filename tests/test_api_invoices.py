@@ -325,14 +325,15 @@ def test_void_a_finalized_invoice_once(api_client, billed):
     assert (paid.status_code, paid.get_json()) == (405, not_voidable)  # Lago: pending or failed
 
 
-def test_download_answers_an_empty_200_until_pdfs_exist(api_client, billed):
+def test_download_answers_the_invoice_with_its_pdf_link(api_client, billed):
     response = api_client.post(
         f"/api/v1/invoices/{billed['january'].lago_id}/download",
         content_type="application/json",
     )
     draft = api_client.post(f"/api/v1/invoices/{billed['draft'].lago_id}/download")
 
-    assert (response.status_code, response.data) == (200, b"")
+    assert response.status_code == 200
+    assert response.get_json()["invoice"]["file_url"].startswith("http://testserver/documents/")
     assert (draft.status_code, draft.get_json()) == (404, INVOICE_NOT_FOUND)
 
 

@@ -141,7 +141,7 @@ def test_invoice_routes_are_in_the_inventory(app):
     for endpoint in writes:
         assert app.view_functions[endpoint].required_permission == "write", endpoint
     rules = {rule.endpoint: rule for rule in app.url_map.iter_rules()}
-    for endpoint in ("console.invoices", "console.invoice"):
+    for endpoint in ("console.invoices", "console.invoice", "console.invoice_pdf"):
         assert "POST" not in rules[endpoint].methods, endpoint
         assert getattr(app.view_functions[endpoint], "required_permission", None) is None
     assert rules["console.invoice"].rule == "/invoices/<uuid:lago_id>"

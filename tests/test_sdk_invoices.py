@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from lago_python_client.client import Client
 from lago_python_client.models import Invoice as SdkInvoice
@@ -32,6 +33,7 @@ class Billed:
     def __init__(self, live_server: Any) -> None:
         organization_id, raw_key = live_server.new_organization()
         self.client = Client(api_key=raw_key, api_url=live_server.url)
+        self.url = live_server.url
         with live_server.app.app_context():
             organization = db.session.get_one(Organization, organization_id)
             acme = factories.make_customer(organization, external_id="acme", currency="EUR")
@@ -133,14 +135,22 @@ def test_void_download_and_errors(billed):
     client = billed.client
     invoice = client.invoices.find_all({"external_customer_id": "acme"})["invoices"][0]
 
-    assert client.invoices.download(invoice.lago_id) is None  # no PDF yet: an empty 200
+    downloaded = client.invoices.download(invoice.lago_id)  # rendered now: never an empty 200
     voided = client.invoices.void(invoice.lago_id)
     twice = api_error(lambda: client.invoices.void(invoice.lago_id))
     missing = api_error(lambda: client.invoices.find("00000000-0000-0000-0000-000000000000"))
     # the SDK's child list sends no Authorization header (lago-sdk-notes.md §2)
     unauthenticated = api_error(lambda: client.customer_invoices.find_all("acme"))
 
+    assert downloaded is not None and downloaded.lago_id == invoice.lago_id
+    assert downloaded.file_url.startswith("http://testserver/documents/")  # PUBLIC_URL
+    # the link needs no API key
+    pdf = httpx.get(downloaded.file_url.replace("http://testserver", billed.url))
+    assert (pdf.status_code, pdf.headers["content-type"]) == (200, "application/pdf")
+    assert pdf.content.startswith(b"%PDF")
+    assert pdf.headers["content-disposition"] == f"inline; filename={invoice.number}.pdf"
     assert voided.status == "voided"
+    assert voided.file_url  # a voided invoice keeps its PDF
     assert (twice.status_code, twice.response["code"]) == (405, "not_voidable")
     assert (missing.status_code, missing.response["code"]) == (404, "invoice_not_found")
     assert unauthenticated.status_code == 401

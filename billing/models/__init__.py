@@ -3,6 +3,7 @@
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
+from billing.models.documents import Document, DocumentType
 from billing.models.events import Event, EventError, UsageBucket
 from billing.models.invoices import (
     Fee,
@@ -28,6 +29,8 @@ __all__ = [
     "BillingTime",
     "Charge",
     "ChargeFilter",
+    "Document",
+    "DocumentType",
     "Event",
     "EventError",
     "Fee",

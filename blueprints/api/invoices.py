@@ -9,10 +9,10 @@ from typing import Any
 from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from billing.errors import ValidationFailed
-from billing.models import Invoice, InvoiceStatus
+from billing.errors import NotFound, ValidationFailed
+from billing.models import DocumentType, Invoice, InvoiceStatus
 from billing.serializers_invoices import serialize_invoice, serialize_past_usage
-from billing.services import invoicing
+from billing.services import documents, invoicing
 from billing.services import metrics as metric_service
 from billing.services.customers import get_customer
 from billing.services.pagination import Page
@@ -77,9 +77,9 @@ def _integer(raw: str | None, name: str, errors: dict[str, list[str]]) -> int | 
 
 
 def _listed(result: Page[Invoice]) -> Response:
-    return jsonify(
-        invoices=[serialize_invoice(invoice) for invoice in result.items], meta=result.meta()
-    )
+    with documents.looked_up_together(DocumentType.INVOICE, result.items):
+        invoices = [serialize_invoice(invoice) for invoice in result.items]
+    return jsonify(invoices=invoices, meta=result.meta())
 
 
 def _shown(invoice: Invoice) -> Response:
@@ -156,10 +156,15 @@ def void_invoice(lago_id: str) -> ResponseReturnValue:
 @bp.post("/invoices/<lago_id>/download")
 @bp.post("/invoices/<lago_id>/download_pdf")
 def download_invoice(lago_id: str) -> ResponseReturnValue:
-    """Lago answers 200 with an empty body while the PDF does not exist (it is generated in the
-    background); PDFs are not generated yet, so that is always the answer for now."""
-    invoicing.get_invoice(current_organization(), lago_id, status=InvoiceStatus.FINALIZED)
-    return Response(status=200)
+    """The invoice with `file_url` set. Where Lago answers an empty 200 and renders in the
+    background, the PDF is rendered and stored now when the jobs process has not yet (so the
+    link is always there); a draft has none: 404, as Lago (finalized invoices only)."""
+    invoice = invoicing.get_invoice(current_organization(), lago_id)
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise NotFound("invoice")
+    documents.generate_invoice_pdf(invoice)
+    db.session.commit()
+    return _shown(invoice)
 
 
 @bp.get("/customers/<external_id>/past_usage")

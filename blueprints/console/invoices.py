@@ -1,5 +1,6 @@
 """Invoices in the console: the organization's list, a customer's tab, and the invoice page with
-its actions (refresh and finalize a draft, mark a finalized one paid or failed, void it).
+its actions (refresh and finalize a draft, mark a finalized one paid or failed, void it) and
+its PDF (preview and download).
 
 Filters live in the URL (shareable, hx-push-url). Dates of an invoice are local dates of its
 customer's timezone (the service computes them there). The services decide what is allowed;
@@ -26,8 +27,9 @@ from wtforms import BooleanField
 from wtforms.validators import DataRequired
 
 from billing.errors import NotAllowed, NotFound, ValidationFailed
-from billing.models import Customer, Fee, Invoice, InvoiceStatus, PaymentStatus
+from billing.models import Customer, DocumentType, Fee, Invoice, InvoiceStatus, PaymentStatus
 from billing.periods import local_date
+from billing.services import documents
 from billing.services import invoicing as invoicing_service
 from billing.services.invoicing import InvoiceFilters
 from billing.services.pagination import Page
@@ -42,6 +44,7 @@ from blueprints.console.helpers import (
     render_htmx,
     requires,
 )
+from blueprints.documents.views import pdf_response
 from extensions import db
 
 PER_PAGE = 50
@@ -278,6 +281,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         "can_act": bool(current_user.can("write")),
         "voidable": invoice.status == InvoiceStatus.FINALIZED
         and invoice.payment_status != PaymentStatus.SUCCEEDED,
+        "stored_pdf": documents.stored_document(DocumentType.INVOICE, invoice.id),
     }
 
 
@@ -287,6 +291,23 @@ def invoice(lago_id: uuid.UUID) -> ResponseReturnValue:
     invoice = invoice_or_404(lago_id)
     return render_htmx(
         "console/invoice.html", "console/_invoice_detail.html", **_invoice_context(invoice)
+    )
+
+
+@bp.get("/invoices/<uuid:lago_id>/pdf")
+def invoice_pdf(lago_id: uuid.UUID) -> ResponseReturnValue:
+    """The invoice's PDF, for every role: the stored one; while the jobs process has not
+    stored it yet, and for a draft (a preview with its DRAFT watermark), rendered now and
+    stored nowhere. `?download=1` saves it instead of showing it."""
+    invoice = invoice_or_404(lago_id)
+    content = documents.stored_pdf(DocumentType.INVOICE, invoice.id) or documents.render_pdf(
+        DocumentType.INVOICE, invoice
+    )
+    return pdf_response(
+        content,
+        documents.download_filename(invoice.number),
+        attachment=request.args.get("download") == "1",
+        frameable=True,
     )
 
 
