@@ -109,3 +109,8 @@ from jobs.invoicing import run_draft_finalization, run_overdue_marking, run_peri
 JOBS.append(JobSpec("period_close", run_period_close, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("draft_finalization", run_draft_finalization, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("overdue_invoices", run_overdue_marking, "interval", {"seconds": 300}))
+
+from jobs.webhooks import run_webhook_delivery, run_webhook_dispatch  # noqa: E402
+
+JOBS.append(JobSpec("webhook_dispatch", run_webhook_dispatch, "interval", {"seconds": 2}))
+JOBS.append(JobSpec("webhook_delivery", run_webhook_delivery, "interval", {"seconds": 2}))
