@@ -332,6 +332,7 @@ def test_replay_and_test_event(api_client: Any, org: Any, receiver: Receiver) ->
 # ---------------------------------------------------------------------------------------------
 # Every event type the product writes to the outbox reaches a catch-all endpoint
 
+
 def test_every_emitted_type_is_known_and_delivered(
     api_client: Any, org: Any, receiver: Receiver
 ) -> None:

@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -82,7 +82,6 @@ KNOWN_TYPES = outbox.WEBHOOK_TYPES | {
     "billable_metric.created", "billable_metric.updated", "billable_metric.deleted",
     "alert.triggered", "dunning_campaign.finished", "integration.provider_error",
 }  # fmt: skip
-T = TypeVar("T", WebhookEndpoint, WebhookDelivery)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,24 +101,18 @@ def list_endpoints(organization: Organization, page: int = 1, per_page: int = 10
 
 
 def get_endpoint(organization: Organization, lago_id: str) -> WebhookEndpoint:
-    return _owned(WebhookEndpoint, organization, lago_id, "webhook_endpoint")
-
-
-def _owned(model: type[T], organization: Organization, lago_id: str, resource: str) -> T:
-    """The organization's row of `model` with this lago_id, or NotFound(resource)."""
     try:
         key = uuid.UUID(lago_id)
     except ValueError:
-        raise NotFound(resource) from None
-    row = db.session.scalar(
-        select(model).where(
-            model.organization_id == organization.id,
-            model.lago_id == key,
+        raise NotFound("webhook_endpoint") from None
+    endpoint = db.session.scalar(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.organization_id == organization.id, WebhookEndpoint.lago_id == key
         )
     )
-    if row is None:
-        raise NotFound(resource)
-    return row
+    if endpoint is None:
+        raise NotFound("webhook_endpoint")
+    return endpoint
 
 
 def create_endpoint(
@@ -617,10 +610,6 @@ def send_test(
     db.session.flush()
     _audit(endpoint, "webhook_endpoint.test_sent", actor, {})
     return delivery
-
-
-def get_delivery(organization: Organization, lago_id: str) -> WebhookDelivery:
-    return _owned(WebhookDelivery, organization, lago_id, "webhook_delivery")
 
 
 def list_deliveries(
