@@ -307,7 +307,7 @@ def test_a_sender_dying_mid_flight_loses_nothing(api_client: Any, receiver: Rece
     webhooks.dispatch_outbox()
     (claimed,) = webhooks.claim_due()  # leased and committed; then the process dies
     assert webhooks.claim_due() == []  # another sender does not take it during the lease
-    later = now_utc() + timedelta(seconds=webhooks.timeout_seconds() + 31)
+    later = now_utc() + webhooks.lease_duration(1) + timedelta(seconds=1)
     (again,) = webhooks.claim_due(at=later)
     assert again.id == claimed.id
     webhooks.record(webhooks.send(again, httpx.Client()))

@@ -60,6 +60,8 @@ from extensions import db
 #: Lago's limit of endpoints per organization
 MAX_ENDPOINTS = 10
 MAX_URL_LENGTH = 1024
+#: a sender's lease on a batch: every request's timeout and this margin
+LEASE_MARGIN_SECONDS = 5
 #: the test delivery's webhook_type ("send test event" in the console)
 TEST_EVENT_TYPE = "webhook.test"
 #: every type lago-api.md §12 lists, so Lago's subscriptions keep working
@@ -487,10 +489,10 @@ def has_due_deliveries(at: datetime | None = None) -> bool:
     )
 
 
-def claim_due(limit: int = 20, at: datetime | None = None) -> list[WebhookDelivery]:
-    """Lease up to `limit` due deliveries and commit: their next attempt moves past the request
-    timeout, so no other sender takes them meanwhile, and a sender that dies leaves them due
-    again once the lease ends."""
+def claim_due(limit: int = 10, at: datetime | None = None) -> list[WebhookDelivery]:
+    """Lease up to `limit` due deliveries and commit: their next attempt moves past the time
+    the batch can take to send (each request's timeout, plus a margin), so no other sender takes
+    them meanwhile, and a sender that dies leaves them due again once the lease ends."""
     now = at or now_utc()
     query = (
         select(WebhookDelivery)
@@ -504,11 +506,15 @@ def claim_due(limit: int = 20, at: datetime | None = None) -> list[WebhookDelive
     if db.session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     deliveries = list(db.session.scalars(query))
-    lease = now + timedelta(seconds=timeout_seconds() + 30)
+    lease = now + lease_duration(len(deliveries))
     for delivery in deliveries:
         delivery.next_attempt_at = lease
     db.session.commit()
     return deliveries
+
+
+def lease_duration(batch_size: int) -> timedelta:
+    return timedelta(seconds=batch_size * timeout_seconds() + LEASE_MARGIN_SECONDS)
 
 
 def send(delivery: WebhookDelivery, client: httpx.Client) -> Attempt:
@@ -559,7 +565,7 @@ def record(attempt: Attempt, at: datetime | None = None) -> WebhookDelivery:
     return delivery
 
 
-def deliver_due(limit: int = 20, client: httpx.Client | None = None) -> int:
+def deliver_due(limit: int = 10, client: httpx.Client | None = None) -> int:
     """Send the due deliveries, one leased batch; returns how many were attempted."""
     deliveries = claim_due(limit)
     if not deliveries:
