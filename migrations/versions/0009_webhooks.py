@@ -1,8 +1,8 @@
 """Webhooks: endpoints, deliveries, inbound deliveries; the outbox's dispatch mark and each
 organization's RSA key for JWT signatures.
 
-Revision ID: 0016
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-01
 
 New columns of existing tables are plain ALTER TABLE ADD COLUMN (no batch rebuild). Outbox
@@ -17,8 +17,8 @@ from sqlalchemy.dialects import postgresql
 import billing.models.types
 
 # revision identifiers, used by Alembic.
-revision = '0016'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
