@@ -65,6 +65,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from blueprints.console import bp as console_bp
     from blueprints.documents import bp as documents_bp
     from blueprints.filters import register_filters
+    from blueprints.hooks import bp as hooks_bp
 
     # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
     csrf.exempt(api_bp)
@@ -72,6 +73,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth_bp)
     app.register_blueprint(console_bp)
     app.register_blueprint(documents_bp)
+    # Inbound hooks are authenticated by their signature; no cookie, so no CSRF.
+    csrf.exempt(hooks_bp)
+    app.register_blueprint(hooks_bp)
     register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)
@@ -141,7 +145,7 @@ def register_request_hooks(app: Flask) -> None:
 
 
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/hooks/")) or request.path == "/api"
 
 
 def register_error_handlers(app: Flask) -> None:

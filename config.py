@@ -43,6 +43,9 @@ class Config:
         self.PERMANENT_SESSION_LIFETIME = 12 * 3600
         #: CSRF tokens live as long as the session (forms left open for hours still work)
         self.WTF_CSRF_TIME_LIMIT = None
+        #: outgoing webhooks: request timeout, and how long a failing delivery is retried
+        self.WEBHOOK_TIMEOUT_SECONDS = float(env.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
+        self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS") or 24)
 
     def as_mapping(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -114,3 +114,7 @@ from jobs.documents import run_document_generation  # noqa: E402
 
 # PDFs of newly finalized invoices, a minute at most after finalization.
 JOBS.append(JobSpec("documents", run_document_generation, "interval", {"seconds": 60}))
+from jobs.webhooks import run_webhook_delivery, run_webhook_dispatch  # noqa: E402
+
+JOBS.append(JobSpec("webhook_dispatch", run_webhook_dispatch, "interval", {"seconds": 2}))
+JOBS.append(JobSpec("webhook_delivery", run_webhook_delivery, "interval", {"seconds": 2}))

@@ -109,3 +109,70 @@ def serve_and_stop(process: subprocess.Popen, port: int) -> None:
     assert "jobs process stopped" in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=2)
+
+
+SEED_WEBHOOKS = """
+from app import create_app
+from billing.services import audit, customers, organizations, webhooks
+from extensions import db
+import sys
+app = create_app()
+with app.app_context():
+    org = organizations.create_organization("Hooks")
+    webhooks.create_endpoint(org, {"webhook_url": sys.argv[1], "signature_algo": "hmac"}, audit.CLI)
+    for n in range(int(sys.argv[2])):
+        customers.upsert_customer(org, {"external_id": f"c{n}"}, audit.CLI)
+    db.session.commit()
+"""
+
+
+def test_killing_the_jobs_process_mid_delivery_loses_no_webhook(env):
+    """SIGKILL while a webhook request is in flight; a new jobs process sends everything."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received: list[str] = []
+
+    class SlowReceiver(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(0.3)  # long enough for the kill to land mid-request
+            received.append(self.headers["X-Lago-Unique-Key"])
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {**env, "WEBHOOK_TIMEOUT_SECONDS": "1"}
+    count = 12
+    url = f"http://127.0.0.1:{server.server_port}/hooks"
+    subprocess.run(
+        [sys.executable, "-c", SEED_WEBHOOKS, url, str(count)],
+        cwd=ROOT, env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    try:
+        first = subprocess.Popen(flask("jobs", "run"), cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while len(received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.15)  # the next request is in flight
+        first.kill()
+        first.wait()
+        assert 0 < len(received) < count
+        with subprocess.Popen(
+            flask("jobs", "run"), cwd=ROOT, env=env, stderr=subprocess.DEVNULL
+        ) as second:
+            try:
+                deadline = time.monotonic() + 60
+                while len(set(received)) < count and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            finally:
+                second.terminate()
+                second.wait(timeout=20)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(set(received)) == count  # every customer.created delivered, at least once

@@ -19,8 +19,20 @@ from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
+from billing.models.webhooks import (
+    DeliveryStatus,
+    InboundDelivery,
+    SignatureAlgo,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
+    "DeliveryStatus",
+    "InboundDelivery",
+    "SignatureAlgo",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "ActivityLog",
     "Agent",
     "AgentRole",

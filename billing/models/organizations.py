@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, LargeBinary, String, Uuid
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.ids import new_lago_id
@@ -40,6 +40,8 @@ class Organization(Base):
     webhook_secret: Mapped[str] = mapped_column(String(128))
     #: HMAC secret expected on inbound hooks (different from the outgoing one)
     inbound_secret: Mapped[str] = mapped_column(String(128))
+    #: PEM of the RSA key that signs `jwt` webhooks (made on first use)
+    webhook_private_key: Mapped[str | None] = mapped_column(Text)
     #: last customer sequential id handed out (incremented under a row lock)
     customers_sequence: Mapped[int] = mapped_column(default=0)
     #: hex color of the portal and PDFs, e.g. #2f5bd3

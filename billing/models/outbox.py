@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Uuid
+from sqlalchemy import ForeignKey, Index, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from billing.ids import new_lago_id
@@ -16,7 +16,16 @@ from extensions import Base
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_org_time", "organization_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_events_org_time", "organization_id", "created_at"),
+        # the events the webhook dispatcher has yet to fan out to endpoints
+        Index(
+            "ix_outbox_events_undispatched",
+            "id",
+            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     #: also the webhook's unique key, so receivers can deduplicate
@@ -29,3 +38,5 @@ class OutboxEvent(Base):
     #: the object as the API serializes it at the time of the change
     payload: Mapped[dict] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    #: when the webhook dispatcher queued its deliveries (null: not yet)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -32,6 +32,7 @@ from billing.reference import currency_codes
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
+from billing.services import webhooks
 from billing.services.customers import CustomerFilters, customer_has_attachments
 from blueprints.console import bp, invoices, subscriptions
 from blueprints.console.forms import (
@@ -504,6 +505,7 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
             what=what,
             actor_types=ACTOR_TYPES,
             activity_types=_activity_types(customer),
+            deliveries=webhooks.list_deliveries(organization, customer=customer, limit=20),
         )
     return render_htmx(
         "console/customer.html",

@@ -1,0 +1,358 @@
+"""Outgoing webhooks: endpoints API, signatures checked by an independent receiver, delivery
+at least once with retries, and every emitted event type delivered."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from sqlalchemy import func, select
+
+from billing.models import ActivityLog, DeliveryStatus, OutboxEvent, WebhookDelivery
+from billing.services import outbox, webhooks
+from billing.timeutil import now_utc
+from extensions import db
+from tests import factories
+
+URL = "/api/v1/webhook_endpoints"
+
+
+class Receiver:
+    """A real HTTP server recording what it receives; answers with `statuses` in turn, then
+    200."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.statuses: list[int] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+                receiver.requests.append({"headers": dict(self.headers), "body": body})
+                status = receiver.statuses.pop(0) if receiver.statuses else 200
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hooks"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.close()
+
+
+def create(api_client: Any, **fields: Any) -> Any:
+    payload = {"webhook_url": "https://example.com/hooks", **fields}
+    return api_client.post(URL, json={"webhook_endpoint": payload})
+
+
+def details(response: Any) -> dict[str, Any]:
+    assert response.status_code == 422, response.get_json()
+    return response.get_json()["error_details"]
+
+
+def deliveries() -> list[WebhookDelivery]:
+    return list(db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Endpoints API
+
+
+def test_create_list_show_update_delete(api_client: Any, org: Any) -> None:
+    response = create(api_client, name="Backend", event_types=["customer.created"])
+    assert response.status_code == 200
+    endpoint = response.get_json()["webhook_endpoint"]
+    assert endpoint["webhook_url"] == "https://example.com/hooks"
+    assert endpoint["signature_algo"] == "jwt"  # Lago's default
+    assert endpoint["lago_organization_id"] == str(org.lago_id)
+    assert endpoint["event_types"] == ["customer.created"]
+    lago_id = endpoint["lago_id"]
+
+    listed = api_client.get(URL).get_json()
+    assert [e["lago_id"] for e in listed["webhook_endpoints"]] == [lago_id]
+    assert listed["meta"]["total_count"] == 1
+    assert api_client.get(f"{URL}/{lago_id}").get_json()["webhook_endpoint"] == endpoint
+
+    updated = api_client.put(
+        f"{URL}/{lago_id}",
+        json={"webhook_endpoint": {"signature_algo": "hmac", "event_types": None}},
+    ).get_json()["webhook_endpoint"]
+    assert (updated["signature_algo"], updated["event_types"]) == ("hmac", None)
+
+    assert api_client.delete(f"{URL}/{lago_id}").status_code == 200
+    assert api_client.get(f"{URL}/{lago_id}").status_code == 404
+    activities = db.session.scalars(
+        select(ActivityLog.activity_type).where(ActivityLog.resource_id == lago_id)
+    ).all()
+    assert sorted(activities) == [
+        "webhook_endpoint.created",
+        "webhook_endpoint.deleted",
+        "webhook_endpoint.updated",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"webhook_url": "ftp://example.com/x"}, {"webhook_url": ["url_is_invalid"]}),
+        ({"webhook_url": "example.com/hooks"}, {"webhook_url": ["url_is_invalid"]}),
+        ({"webhook_url": "https://exa mple.com"}, {"webhook_url": ["url_is_invalid"]}),
+        ({"webhook_url": "https://example.com:99999/"}, {"webhook_url": ["url_is_invalid"]}),
+        ({"webhook_url": ""}, {"webhook_url": ["value_is_mandatory"]}),
+        ({"signature_algo": "md5"}, {"signature_algo": ["value_is_invalid"]}),
+        ({"event_types": ["customer.exploded"]}, {"event_types": ["value_is_invalid"]}),
+        ({"event_types": "customer.created"}, {"event_types": ["value_is_invalid"]}),
+        ({"name": "x" * 256}, {"name": ["value_is_too_long"]}),
+    ],
+)
+def test_bad_input_is_422_and_stores_nothing(
+    api_client: Any, fields: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    assert details(create(api_client, **fields)) == expected
+    assert api_client.get(URL).get_json()["meta"]["total_count"] == 0
+
+
+def test_url_is_unique_and_ten_endpoints_at_most(api_client: Any) -> None:
+    assert create(api_client).status_code == 200
+    assert details(create(api_client)) == {"webhook_url": ["value_already_exist"]}
+    for n in range(9):
+        assert create(api_client, webhook_url=f"https://example.com/{n}").status_code == 200
+    assert details(create(api_client, webhook_url="https://example.com/11")) == {
+        "base": ["webhook_endpoints_limit_reached"]
+    }
+
+
+def test_other_organizations_endpoints_are_not_found(api_client: Any) -> None:
+    other = factories.make_organization()
+    other_key = factories.make_api_key(other)
+    lago_id = create(api_client).get_json()["webhook_endpoint"]["lago_id"]
+    headers = {"Authorization": f"Bearer {other_key}"}
+    response = api_client.client.get(f"{URL}/{lago_id}", headers=headers)
+    assert response.status_code == 404
+    assert response.get_json()["code"] == "webhook_endpoint_not_found"
+    assert api_client.client.delete(f"{URL}/{lago_id}", headers=headers).status_code == 404
+    assert api_client.get(f"{URL}/not-a-uuid").status_code == 404
+
+
+def test_public_key_is_stable_and_served_both_ways(api_client: Any) -> None:
+    first = api_client.get("/api/v1/webhooks/json_public_key").get_json()["webhook"]["public_key"]
+    second = api_client.get("/api/v1/webhooks/json_public_key").get_json()["webhook"]["public_key"]
+    assert first == second
+    assert base64.b64decode(first).startswith(b"-----BEGIN PUBLIC KEY-----")
+    plain = api_client.get("/api/v1/webhooks/public_key")
+    assert plain.mimetype == "text/plain" and plain.get_data(as_text=True) == first
+
+
+# ---------------------------------------------------------------------------------------------
+# Delivery and signatures, checked without the product's code
+
+
+def verify_jwt(token: str, public_key_pem: bytes) -> dict[str, Any]:
+    """RS256 by hand: the signature over `header.payload` with the published key."""
+    header_b64, payload_b64, signature_b64 = token.split(".")
+
+    def decode(part: str) -> bytes:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    assert json.loads(decode(header_b64))["alg"] == "RS256"
+    key = serialization.load_pem_public_key(public_key_pem)
+    key.verify(  # type: ignore[union-attr,call-arg]
+        decode(signature_b64),
+        f"{header_b64}.{payload_b64}".encode(),
+        padding.PKCS1v15(),  # type: ignore[arg-type]
+        hashes.SHA256(),  # type: ignore[arg-type]
+    )
+    return json.loads(decode(payload_b64))
+
+
+def verify_ledgerline(header: str, body: str, secret: str) -> int:
+    match = re.fullmatch(r"t=(\d+),v1=([0-9a-f]{64})", header)
+    assert match, header
+    expected = hmac.new(secret.encode(), f"{match[1]}.{body}".encode(), hashlib.sha256)
+    assert hmac.compare_digest(expected.hexdigest(), match[2])
+    return int(match[1])
+
+
+def test_signed_deliveries_reach_subscribed_endpoints(
+    api_client: Any, org: Any, receiver: Receiver
+) -> None:
+    create(api_client, webhook_url=receiver.url + "/hmac", signature_algo="hmac")
+    create(
+        api_client,
+        webhook_url=receiver.url + "/jwt",
+        signature_algo="jwt",
+        event_types=["customer.created"],
+    )
+    customer = {"external_id": "acme", "name": "Acme"}
+    api_client.post("/api/v1/customers", json={"customer": customer})
+    api_client.post("/api/v1/customers", json={"customer": {**customer, "name": "Acme Inc"}})
+
+    assert webhooks.dispatch_outbox() == 2
+    assert webhooks.dispatch_outbox() == 0  # nothing twice
+    assert webhooks.deliver_due() == 3
+    assert {d.status for d in deliveries()} == {DeliveryStatus.SUCCEEDED}
+
+    received = sorted(
+        (r["headers"]["X-Lago-Signature-Algorithm"], json.loads(r["body"])["webhook_type"])
+        for r in receiver.requests
+    )
+    assert received == [
+        ("hmac", "customer.created"),
+        ("hmac", "customer.updated"),
+        ("jwt", "customer.created"),
+    ]
+    public_pem = base64.b64decode(
+        api_client.get("/api/v1/webhooks/json_public_key").get_json()["webhook"]["public_key"]
+    )
+    for request in receiver.requests:
+        headers, body = request["headers"], request["body"]
+        payload = json.loads(body)
+        assert payload["organization_id"] == str(org.lago_id)
+        assert payload["object_type"] == "customer"
+        assert payload["customer"]["external_id"] == "acme"
+        if headers["X-Lago-Signature-Algorithm"] == "hmac":
+            digest = hmac.new(org.webhook_secret.encode(), body.encode(), hashlib.sha256).digest()
+            assert headers["X-Lago-Signature"] == base64.b64encode(digest).decode()
+        else:
+            claims = verify_jwt(headers["X-Lago-Signature"], public_pem)
+            assert claims["data"] == body
+            assert claims["iss"] == "http://testserver"
+        sent_at = verify_ledgerline(headers["X-Ledgerline-Signature"], body, org.webhook_secret)
+        assert abs(sent_at - now_utc().timestamp()) < 60
+    keys = [r["headers"]["X-Lago-Unique-Key"] for r in receiver.requests]
+    assert sorted(keys) == sorted(str(d.lago_id) for d in deliveries())
+    customer_id = db.session.scalar(
+        select(WebhookDelivery.customer_id).where(WebhookDelivery.event_type == "customer.created")
+    )
+    assert customer_id is not None  # shown on the customer's timeline
+
+
+def test_a_tampered_body_fails_every_signature(org: Any) -> None:
+    body = '{"webhook_type":"customer.created"}'
+    header = webhooks.ledgerline_signature(org.webhook_secret, body, 1_700_000_000)
+    with pytest.raises(AssertionError):
+        verify_ledgerline(header, body.replace("created", "updated"), org.webhook_secret)
+    assert webhooks.hmac_signature(org.webhook_secret, body) != webhooks.hmac_signature(
+        org.webhook_secret, body + " "
+    )
+
+
+def test_receiver_down_then_up_is_delivered_after_retries(
+    api_client: Any, receiver: Receiver
+) -> None:
+    create(api_client, webhook_url=receiver.url, signature_algo="hmac")
+    api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
+    webhooks.dispatch_outbox()
+    receiver.statuses = [500, 503]
+
+    assert webhooks.deliver_due() == 1
+    (delivery,) = deliveries()
+    assert (delivery.status, delivery.attempts, delivery.response_status) == ("retrying", 1, 500)
+    assert delivery.next_attempt_at is not None and delivery.next_attempt_at > now_utc()
+    assert webhooks.deliver_due() == 0  # not due before its backoff
+
+    for expected_attempts, expected_status in ((2, "retrying"), (3, "succeeded")):
+        delivery.next_attempt_at = now_utc() - timedelta(seconds=1)  # the backoff has passed
+        db.session.commit()
+        assert webhooks.deliver_due() == 1
+        assert (delivery.status, delivery.attempts) == (expected_status, expected_attempts)
+    assert len(receiver.requests) == 3
+    assert len({r["headers"]["X-Lago-Unique-Key"] for r in receiver.requests}) == 1
+
+
+def test_unreachable_receiver_fails_after_the_retry_window(api_client: Any, app: Any) -> None:
+    create(api_client, webhook_url="http://127.0.0.1:9/closed", signature_algo="hmac")
+    api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
+    webhooks.dispatch_outbox()
+    assert webhooks.deliver_due() == 1
+    (delivery,) = deliveries()
+    assert delivery.status == "retrying" and delivery.response_status is None
+    assert delivery.last_error
+    delivery.created_at = now_utc() - timedelta(hours=24)  # its window has (nearly) passed
+    delivery.next_attempt_at = now_utc()
+    db.session.commit()
+    assert webhooks.deliver_due() == 1
+    assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+
+
+def test_a_sender_dying_mid_flight_loses_nothing(api_client: Any, receiver: Receiver) -> None:
+    create(api_client, webhook_url=receiver.url, signature_algo="hmac")
+    api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
+    webhooks.dispatch_outbox()
+    (claimed,) = webhooks.claim_due()  # leased and committed; then the process dies
+    assert webhooks.claim_due() == []  # another sender does not take it during the lease
+    later = now_utc() + webhooks.lease_duration(1) + timedelta(seconds=1)
+    (again,) = webhooks.claim_due(at=later)
+    assert again.id == claimed.id
+    webhooks.record(webhooks.send(again, httpx.Client()))
+    assert again.status == "succeeded" and len(receiver.requests) == 1
+
+
+def test_replay_and_test_event(api_client: Any, org: Any, receiver: Receiver) -> None:
+    lago_id = create(api_client, webhook_url=receiver.url, signature_algo="hmac").get_json()[
+        "webhook_endpoint"
+    ]["lago_id"]
+    endpoint = webhooks.get_endpoint(org, lago_id)
+    test = webhooks.send_test(org, endpoint, factories.TEST_ACTOR)
+    db.session.commit()
+    assert webhooks.deliver_due() == 1
+    assert json.loads(receiver.requests[0]["body"])["webhook_type"] == "webhook.test"
+    webhooks.replay(test, factories.TEST_ACTOR)
+    db.session.commit()
+    assert webhooks.deliver_due() == 1
+    assert test.status == "succeeded" and test.attempts == 2 and len(receiver.requests) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Every event type the product writes to the outbox reaches a catch-all endpoint
+
+
+def test_every_emitted_type_is_known_and_delivered(
+    api_client: Any, org: Any, receiver: Receiver
+) -> None:
+    types = outbox.WEBHOOK_TYPES
+    assert types <= webhooks.KNOWN_TYPES
+    create(api_client, webhook_url=receiver.url, signature_algo="hmac")
+    for event_type in sorted(types):
+        outbox.emit(org.id, event_type, event_type.split(".")[0], {"lago_id": "x"})
+    db.session.commit()
+    assert webhooks.dispatch_outbox() == len(types)
+    while webhooks.deliver_due():
+        pass
+    delivered = {json.loads(r["body"])["webhook_type"] for r in receiver.requests}
+    assert delivered == types
+    undispatched = db.session.scalar(
+        select(func.count()).where(OutboxEvent.dispatched_at.is_(None))
+    )
+    assert undispatched == 0
+
+
+def test_the_outbox_refuses_an_unlisted_type(org: Any) -> None:
+    with pytest.raises(ValueError, match="WEBHOOK_TYPES"):
+        outbox.emit(org.id, "customer.exploded", "customer", {})
