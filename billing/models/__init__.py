@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
 
+from billing.models.add_ons import AddOn
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
@@ -21,6 +22,7 @@ from billing.models.subscriptions import BillingTime, Subscription, Subscription
 
 __all__ = [
     "ActivityLog",
+    "AddOn",
     "Agent",
     "AgentRole",
     "ApiKey",
