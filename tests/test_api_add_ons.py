@@ -146,6 +146,14 @@ def one_off(api_client: Any, customer: str = "acme", **fields: Any) -> Any:
         ("JPY", 999, [{"units": "1.5"}, {}], [1499, 999], ["1.5", "1.0"]),
         # 3 decimals: 0.3333 × 10.001 KWD = 3.3333333 KWD → 3.333 KWD
         ("KWD", 10001, [{"units": "0.3333"}], [3333], ["0.3333"]),
+        # a float's shortest repr is taken as written; -0 is 0
+        (
+            "EUR",
+            1999,
+            [{"units": 0.1 + 0.2}, {"units": "-0"}],
+            [600, 0],
+            ["0.30000000000000004", "0.0"],
+        ),  # fmt: skip
         # fractional cents half up: 0.5 × €0.01 = €0.005 → €0.01; zero units bill nothing
         ("EUR", 1, [{"units": "0.5"}, {"units": 0}], [1, 0], ["0.5", "0.0"]),
     ],
@@ -285,6 +293,11 @@ def not_found(code: str) -> dict[str, Any]:
             422,
             {"currency": ["currencies_does_not_match"]},
         ),
+        (
+            {"external_customer_id": "acme", "fees": [{"add_on_code": "setup", "units": "1e-21"}]},
+            422,
+            {"fees[0].units": ["value_is_invalid"]},
+        ),  # fmt: skip
         (
             {"external_customer_id": "acme", "currency": "XYZ", "fees": [{"add_on_code": "setup"}]},
             422,

@@ -123,6 +123,8 @@ def test_one_off_invoice_from_the_customer_page(agent_client, org):
     assert invoice.fees[1].description == "Q1"
     shown = agent_client.get(f"/invoices/{invoice.lago_id}")
     assert "€169.98" in shown.text and "Priority support" in shown.text
+    assert "One-off (add-ons)" in shown.text and "Q1" in shown.text
+    assert "Billing periods" not in shown.text
     entry = db.session.scalar(
         select(ActivityLog).where(ActivityLog.activity_type == "invoice.one_off_created")
     )

@@ -48,7 +48,7 @@ from extensions import db
 
 #: the most units one line may bill, and the decimals a quantity may have
 MAX_UNITS = Decimal(10) ** 12
-UNITS_DECIMALS = 15
+UNITS_DECIMALS = 20
 #: the largest amount (minor units) an invoice may reach (fits a BIGINT with room to spare)
 MAX_AMOUNT_CENTS = 2**62
 
@@ -82,13 +82,13 @@ def _units(raw: Any, data: Input) -> Decimal | None:
     if raw is None:
         return Decimal(1)
     units = parse_decimal(raw)
-    if units is None or units.as_tuple().exponent < -UNITS_DECIMALS:  # type: ignore[operator]
+    if units is None or units.normalize().as_tuple().exponent < -UNITS_DECIMALS:  # type: ignore[operator]
         data.error("units", "value_is_invalid")
         return None
     if not Decimal(0) <= units <= MAX_UNITS:
         data.error("units", "value_is_out_of_range")
         return None
-    return units
+    return units + 0  # -0 is 0
 
 
 def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> OneOffInput:
@@ -103,10 +103,13 @@ def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> 
         raise NotFound("fees")
     if not isinstance(raw_fees, list) or not all(isinstance(item, dict) for item in raw_fees):
         raise ValidationFailed({"fees": ["value_is_invalid"]})
+    found: dict[str, AddOn | None] = {}
     add_ons = []
     for item in raw_fees:
         code = item.get("add_on_code")
-        add_on = find_add_on(organization, code) if isinstance(code, str) else None
+        if isinstance(code, str) and code not in found:
+            found[code] = find_add_on(organization, code)
+        add_on = found.get(code) if isinstance(code, str) else None
         if add_on is None:
             raise NotFound("add_on")
         add_ons.append(add_on)
