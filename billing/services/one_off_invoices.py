@@ -79,16 +79,18 @@ class OneOffInput:
 
 
 def _units(raw: Any, data: Input) -> Decimal | None:
+    """A line's quantity: 1 when absent; an error on the line when unreadable or negative."""
     if raw is None:
         return Decimal(1)
     units = parse_decimal(raw)
-    if units is None or units.normalize().as_tuple().exponent < -UNITS_DECIMALS:  # type: ignore[operator]
+    exponent = units.normalize().as_tuple().exponent if units is not None else None
+    if units is None or not isinstance(exponent, int) or exponent < -UNITS_DECIMALS:
         data.error("units", "value_is_invalid")
         return None
     if not Decimal(0) <= units <= MAX_UNITS:
         data.error("units", "value_is_out_of_range")
         return None
-    return units + 0  # -0 is 0
+    return abs(units)  # -0 is 0
 
 
 def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> OneOffInput:
