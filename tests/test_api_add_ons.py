@@ -154,6 +154,14 @@ def one_off(api_client: Any, customer: str = "acme", **fields: Any) -> Any:
             [600, 0],
             ["0.30000000000000004", "0.0"],
         ),  # fmt: skip
+        # more digits than Decimal's default precision, still exact: 20 decimals × €19.99
+        (
+            "EUR",
+            1999,
+            [{"units": "123456789012.12345678901234567890"}],
+            [246790121235235],
+            ["123456789012.1234567890123456789"],
+        ),  # fmt: skip
         # fractional cents half up: 0.5 × €0.01 = €0.005 → €0.01; zero units bill nothing
         ("EUR", 1, [{"units": "0.5"}, {"units": 0}], [1, 0], ["0.5", "0.0"]),
     ],
@@ -293,6 +301,22 @@ def not_found(code: str) -> dict[str, Any]:
             422,
             {"currency": ["currencies_does_not_match"]},
         ),
+        (
+            {
+                "external_customer_id": "acme",
+                "fees": [{"add_on_code": "setup", "unit_amount_cents": 2**62}] * 2,
+            },
+            422,
+            {"fees": ["value_is_out_of_range"]},
+        ),
+        (
+            {
+                "external_customer_id": "acme",
+                "fees": [{"add_on_code": "setup", "units": "1e12", "unit_amount_cents": 2**62}],
+            },
+            422,
+            {"fees[0].units": ["value_is_out_of_range"]},
+        ),  # fmt: skip
         (
             {"external_customer_id": "acme", "fees": [{"add_on_code": "setup", "units": "1e-21"}]},
             422,

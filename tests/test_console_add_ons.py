@@ -142,12 +142,17 @@ def test_one_off_form_errors(agent_client, org):
         (line(0, yen, unit_price="10.5"), "JPY prices have 0 decimal(s) at most."),
         (line(0, euros), "This add-on is priced in another currency"),
         ({"fees-0-add_on": "", "fees-0-units": "1"}, "Add a line."),
+        (line(0, yen, unit_price="1e40"), "This price is too large."),
+        (line(0, yen, units="1e999"), "Enter a quantity of 0 or more"),
     ]
     for data, message in cases:
         response = agent_client.post(url, data=data, htmx=True)
         assert response.status_code == 422, data
         assert message in response.text, (data, response.text)
         assert 'id="one-off-form"' in response.text
+    huge = line(0, yen, units="1e999") | line(1, yen, unit_price="1e40")
+    total = agent_client.post(f"{url}/total", data=huge, htmx=True)
+    assert total.status_code == 200 and "2 lines left out" in total.text
     assert db.session.scalar(select(Invoice).where(Invoice.customer_id == customer.id)) is None
     # the euro add-on billed at a yen price is fine
     priced = agent_client.post(url, data=line(0, euros, units="3", unit_price="333"))

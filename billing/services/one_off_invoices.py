@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 from billing.errors import NotFound, ValidationFailed
@@ -49,6 +49,9 @@ from extensions import db
 #: the most units one line may bill, and the decimals a quantity may have
 MAX_UNITS = Decimal(10) ** 12
 UNITS_DECIMALS = 20
+#: significant digits that hold any units × unit amount exactly (13 + 20 and 19 digits, and
+#: the currency's decimals); Decimal's default 28 would round the product
+EXACT_DIGITS = 60
 #: the largest amount (minor units) an invoice may reach (fits a BIGINT with room to spare)
 MAX_AMOUNT_CENTS = 2**62
 
@@ -65,10 +68,12 @@ class OneOffLine:
 
     def precise_amount(self, currency: str) -> Decimal:
         """units × unit amount, exact, in major units."""
-        return from_minor_units(self.unit_amount_cents, currency) * self.units
+        with localcontext(prec=EXACT_DIGITS):
+            return from_minor_units(self.unit_amount_cents, currency) * self.units
 
     def amount_cents(self, currency: str) -> int:
-        return to_minor_units(self.precise_amount(currency), currency)
+        with localcontext(prec=EXACT_DIGITS):
+            return to_minor_units(self.precise_amount(currency), currency)
 
 
 @dataclass
@@ -90,7 +95,7 @@ def _units(raw: Any, data: Input) -> Decimal | None:
     if not Decimal(0) <= units <= MAX_UNITS:
         data.error("units", "value_is_out_of_range")
         return None
-    return abs(units)  # -0 is 0
+    return units.copy_abs()  # -0 is 0 (and abs() would round to 28 digits)
 
 
 def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> OneOffInput:
@@ -154,8 +159,8 @@ def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> 
         for index, line in enumerate(lines):
             if line.amount_cents(currency) > MAX_AMOUNT_CENTS:
                 errors[f"fees[{index}].units"] = ["value_is_out_of_range"]
-        if sum(line.amount_cents(currency) for line in lines) > MAX_AMOUNT_CENTS:
-            errors.setdefault("fees", ["value_is_out_of_range"])
+        if not errors and sum(line.amount_cents(currency) for line in lines) > MAX_AMOUNT_CENTS:
+            errors["fees"] = ["value_is_out_of_range"]
     if errors:
         raise ValidationFailed(errors)
     return OneOffInput(customer, currency, lines)

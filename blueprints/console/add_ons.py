@@ -21,7 +21,12 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import AddOn, Customer
 from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
 from billing.services import add_ons as add_on_service
-from billing.services.one_off_invoices import OneOffLine, create_one_off_invoice
+from billing.services.one_off_invoices import (
+    MAX_AMOUNT_CENTS,
+    MAX_UNITS,
+    OneOffLine,
+    create_one_off_invoice,
+)
 from blueprints.console import bp
 from blueprints.console.catalog import (
     PER_PAGE,
@@ -251,6 +256,9 @@ def _unit_price_cents(row: OneOffRow, currency: str) -> int | None:
         row.add_error("unit_price", "Enter a price of 0 or more, such as 19.99.")
         return None
     exponent = currency_exponent(currency)
+    if price.scaleb(exponent) > MAX_AMOUNT_CENTS:
+        row.add_error("unit_price", "This price is too large.")
+        return None
     if price != price.quantize(Decimal(1).scaleb(-exponent)):
         row.add_error("unit_price", f"{currency} prices have {exponent} decimal(s) at most.")
         return None
@@ -406,7 +414,7 @@ def _total(
         else:
             same = add_on.amount_currency == currency
             unit_cents = add_on.amount_cents if same else None
-        if units is None or units < 0 or unit_cents is None:
+        if units is None or not 0 <= units <= MAX_UNITS or unit_cents is None:
             incomplete += 1
             continue
         amount += OneOffLine(add_on, units, unit_cents, None, None).amount_cents(currency)
