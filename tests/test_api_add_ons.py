@@ -40,7 +40,7 @@ def count(model: Any) -> int:
 # --- add-ons -------------------------------------------------------------------------------
 
 
-def test_create_show_list_update_delete(api_client):
+def test_create_show_list_update_delete(api_client, org):
     created = create(
         api_client, invoice_display_name="Setup fee", description="One-time setup", code="setup"
     )
@@ -71,7 +71,9 @@ def test_create_show_list_update_delete(api_client):
     assert api_client.get("/api/v1/add_ons/onboarding").get_json() == ADD_ON_NOT_FOUND
     assert create(api_client, code="onboarding").status_code == 200  # the code is free again
     activity = db.session.scalars(
-        select(ActivityLog.activity_type).where(ActivityLog.resource_type == "add_on")
+        select(ActivityLog.activity_type).where(
+            ActivityLog.organization_id == org.id, ActivityLog.resource_type == "add_on"
+        )
     ).all()
     assert sorted(activity) == sorted(["add_on.created"] * 3 + ["add_on.updated", "add_on.deleted"])
 
@@ -231,7 +233,10 @@ def test_one_off_invoice_shape_events_and_audit(api_client, org):
     assert events.count("invoice.one_off_created") == 1
     assert "invoice.created" not in events
     entry = db.session.scalar(
-        select(ActivityLog).where(ActivityLog.activity_type == "invoice.one_off_created")
+        select(ActivityLog).where(
+            ActivityLog.organization_id == org.id,
+            ActivityLog.activity_type == "invoice.one_off_created",
+        )
     )
     assert entry is not None and entry.customer_id == acme.id
     assert entry.resource_label == invoice["number"]
@@ -258,7 +263,9 @@ def test_customer_without_currency_takes_the_invoices(api_client, org):
     response = one_off(api_client, currency="USD", fees=[{"add_on_code": "setup"}])
 
     assert response.status_code == 200, response.get_json()
-    customer = db.session.scalar(select(Customer).where(Customer.external_id == "acme"))
+    customer = db.session.scalar(
+        select(Customer).where(Customer.organization_id == org.id, Customer.external_id == "acme")
+    )
     assert customer.currency == "USD"
 
 
@@ -379,7 +386,9 @@ def test_missing_currency_everywhere_is_mandatory(api_client, org):
     assert errors_of(one_off(api_client, fees=[{"add_on_code": "setup"}])) == {
         "currency": ["value_is_mandatory"]
     }
-    customer = db.session.scalar(select(Customer).where(Customer.external_id == "acme"))
+    customer = db.session.scalar(
+        select(Customer).where(Customer.organization_id == org.id, Customer.external_id == "acme")
+    )
     assert customer.currency is None
 
 

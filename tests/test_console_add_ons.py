@@ -126,7 +126,10 @@ def test_one_off_invoice_from_the_customer_page(agent_client, org):
     assert "One-off (add-ons)" in shown.text and "Q1" in shown.text
     assert "Billing periods" not in shown.text
     entry = db.session.scalar(
-        select(ActivityLog).where(ActivityLog.activity_type == "invoice.one_off_created")
+        select(ActivityLog).where(
+            ActivityLog.organization_id == org.id,
+            ActivityLog.activity_type == "invoice.one_off_created",
+        )
     )
     assert entry.actor_type == "agent" and entry.customer_id == customer.id
 
