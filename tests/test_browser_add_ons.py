@@ -11,11 +11,9 @@ from billing.models import Organization
 from billing.services.add_ons import create_add_on
 from extensions import db
 from tests.factories import AGENT_PASSWORD, TEST_ACTOR
-from tests.test_browser import browser_page  # noqa: F401  (the fixture)
+from tests.test_browser import browser_page, pytestmark  # noqa: F401 (fixture and marks)
 
 expect = pytest.importorskip("playwright.sync_api").expect
-
-pytestmark = pytest.mark.live
 
 
 def test_one_off_invoice_with_a_live_total(live_server, browser_page):  # noqa: F811
