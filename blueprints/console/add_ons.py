@@ -248,21 +248,18 @@ def one_off_rows(form: MultiDict[str, str]) -> list[OneOffRow]:
     return [OneOffRow.from_form(form, index) for index in indexes[:MAX_LINES]]
 
 
-def _unit_price_cents(row: OneOffRow, currency: str) -> int | None:
-    """A typed unit price as exact minor units of `currency`; an error on the row when it
-    cannot be exact (more decimals than the currency has)."""
-    price = parse_decimal(row.unit_price)
+def _unit_price_cents(text: str, currency: str) -> tuple[int | None, str | None]:
+    """A typed unit price as exact minor units of `currency`, or why it cannot be (more
+    decimals than the currency has, negative, too large)."""
+    price = parse_decimal(text)
     if price is None or price < 0:
-        row.add_error("unit_price", "Enter a price of 0 or more, such as 19.99.")
-        return None
+        return None, "Enter a price of 0 or more, such as 19.99."
     exponent = currency_exponent(currency)
     if price.scaleb(exponent) > MAX_AMOUNT_CENTS:
-        row.add_error("unit_price", "This price is too large.")
-        return None
+        return None, "This price is too large."
     if price != price.quantize(Decimal(1).scaleb(-exponent)):
-        row.add_error("unit_price", f"{currency} prices have {exponent} decimal(s) at most.")
-        return None
-    return to_minor_units(price, currency)
+        return None, f"{currency} prices have {exponent} decimal(s) at most."
+    return to_minor_units(price, currency), None
 
 
 def _invoice_currency(customer: Customer, form: OneOffForm) -> str:
@@ -291,7 +288,10 @@ def _line_payloads(
             continue
         line: dict[str, Any] = {"add_on_code": add_on.code, "units": row.units or None}
         if row.unit_price and _known_currency(currency):
-            line["unit_amount_cents"] = _unit_price_cents(row, currency)
+            cents, error = _unit_price_cents(row.unit_price, currency)
+            if error:
+                row.add_error("unit_price", error)
+            line["unit_amount_cents"] = cents
         if row.description:
             line["description"] = row.description
         lines.append((row, line))
@@ -408,9 +408,8 @@ def _total(
         if add_on is None:
             continue
         units = parse_decimal(row.units) if row.units else Decimal(1)
-        scratch = OneOffRow(row.index, unit_price=row.unit_price)
         if row.unit_price:
-            unit_cents = _unit_price_cents(scratch, currency)
+            unit_cents, _error = _unit_price_cents(row.unit_price, currency)
         else:
             same = add_on.amount_currency == currency
             unit_cents = add_on.amount_cents if same else None
