@@ -202,6 +202,11 @@ LINE_MESSAGES = {
         "This add-on is priced in another currency: enter a unit price in the invoice's."
     ),
 }
+NOT_FOUND_MESSAGES = {
+    "add_on": "An add-on of this invoice was deleted meanwhile: choose another one.",
+    "customer": "This customer was deleted meanwhile.",
+    "fees": "Add a line.",
+}
 _LINE_ERROR = re.compile(r"^fees\[(\d+)\]\.(\w+)$")
 
 
@@ -362,11 +367,7 @@ def _place_one_off_errors(
 ) -> list[str]:
     """The service's errors next to their row's field (`fees[i].units` → row i's units)."""
     if isinstance(exc, NotFound):
-        return [
-            "An add-on of this invoice was deleted meanwhile: choose another one."
-            if exc.resource == "add_on"
-            else "Add a line."
-        ]
+        return [NOT_FOUND_MESSAGES.get(exc.resource, "Add a line.")]
     unplaced = []
     for key, codes in exc.details.items():
         assert isinstance(codes, list)
