@@ -409,3 +409,15 @@ def test_deleted_add_on_stays_on_its_invoice(api_client, org):
     shown = api_client.get(f"/api/v1/invoices/{invoice['lago_id']}").get_json()["invoice"]
     assert shown["fees"][0]["item"]["code"] == "setup"
     assert one_off(api_client, fees=[{"add_on_code": "setup"}]).status_code == 404
+
+
+def test_a_one_off_invoice_locks_the_customers_currency(api_client, org):
+    factories.make_customer(org, external_id="acme")
+    create(api_client, code="setup", amount_currency="USD")
+    one_off(api_client, currency="USD", fees=[{"add_on_code": "setup"}])
+
+    changed = api_client.post(
+        "/api/v1/customers", json={"customer": {"external_id": "acme", "currency": "EUR"}}
+    )
+
+    assert errors_of(changed) == {"currency": ["value_is_immutable"]}
