@@ -176,3 +176,12 @@ def test_customer_without_currency_chooses_one(agent_client, org):
     db.session.expire_all()
     assert customer.currency == "USD"
     assert "Choose the currency to see the total." in missing.text
+
+
+def test_add_on_search_swaps_the_table_only(agent_client, org):
+    make_add_on(org)
+    make_add_on(org, name="Priority support", code="support")
+    found = agent_client.get("/add-ons?q=supp", htmx=True)
+    assert 'id="add-on-table"' in found.text and "<html" not in found.text
+    assert "Priority support" in found.text and "Onboarding" not in found.text
+    assert "No add-on matches" in agent_client.get("/add-ons?q=nothing").text
