@@ -1,7 +1,7 @@
 """Add-ons and one-off invoices: the add_ons table, and the add-on and description of fees.
 
-Revision ID: 0013
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 
 The two new columns of `fees` are plain ALTER TABLE ADD COLUMN (the foreign key inline, which
@@ -15,8 +15,8 @@ from alembic import op
 import billing.models.types
 
 # revision identifiers, used by Alembic.
-revision = '0013'
-down_revision = '0007'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
