@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from billing.demo_add_ons import seed_add_ons
 from billing.demo_metering import MeteringSummary, seed_metering
 from billing.errors import NotFound
 from billing.models import Agent, ApiKey, Customer, Organization, SavedView
@@ -429,4 +430,6 @@ def seed_demo() -> DemoSummary:
             Customer.organization_id == organization.id, Customer.deleted_at.is_(None)
         )
     )
-    return DemoSummary(organization.name, created, total or 0, seed_metering(organization))
+    metering = seed_metering(organization)
+    seed_add_ons(organization)
+    return DemoSummary(organization.name, created, total or 0, metering)

@@ -72,6 +72,20 @@ def _fee_item(fee: Fee) -> dict[str, Any]:
             "item_type": "BillableMetric",
             "grouped_by": {},
         }
+    if fee.add_on_id is not None:
+        add_on = fee.add_on
+        assert add_on is not None
+        return {
+            "type": "add_on",
+            "code": add_on.code,
+            "name": add_on.name,
+            "invoice_display_name": fee.invoice_display_name,
+            "filter_invoice_display_name": None,
+            "filters": None,
+            "lago_item_id": str(add_on.lago_id),
+            "item_type": "AddOn",
+            "grouped_by": {},
+        }
     plan = fee.subscription.plan if fee.subscription is not None else None
     return {
         "type": fee.fee_type,
@@ -112,7 +126,7 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "total_amount_currency": fee.currency,
         "units": units_text(fee.units),
         "total_aggregated_units": units_text(fee.total_aggregated_units),
-        "description": None,
+        "description": fee.description,
         "precise_unit_amount": units_text(fee.precise_unit_amount),
         "events_count": fee.events_count,
         "pay_in_advance": fee.pay_in_advance,

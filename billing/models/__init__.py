@@ -1,5 +1,6 @@
 """SQLAlchemy models, one module per aggregate. Importing this package registers them all."""
 
+from billing.models.add_ons import AddOn
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
@@ -34,6 +35,7 @@ __all__ = [
     "WebhookDelivery",
     "WebhookEndpoint",
     "ActivityLog",
+    "AddOn",
     "Agent",
     "AgentRole",
     "ApiKey",

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
 )
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.errors import NotAllowed
 from billing.ids import new_lago_id
+from billing.models.add_ons import AddOn
 from billing.models.customers import Customer
 from billing.models.plans import Charge, ChargeFilter
 from billing.models.subscriptions import Subscription
@@ -111,7 +113,7 @@ class Invoice(Base):
     number: Mapped[str] = mapped_column(String(64))
     #: per-customer counter given at finalization (under a row lock on the customer)
     sequential_id: Mapped[int | None]
-    #: subscription (others later: add_on, credit, one_off)
+    #: subscription or one_off (others later: add_on, credit)
     invoice_type: Mapped[str] = mapped_column(String(32), default="subscription")
     #: an InvoiceStatus value; change it only through `transition`
     status: Mapped[str] = mapped_column(String(16), default=InvoiceStatus.DRAFT)
@@ -208,7 +210,7 @@ class InvoiceSubscription(Base):
 
 
 class Fee(Base):
-    """One line of an invoice: a base fee, a charge's usage (per charge filter), later add-ons."""
+    """One line of an invoice: a base fee, a charge's usage (per charge filter), an add-on."""
 
     __tablename__ = "fees"
     __table_args__ = (
@@ -223,6 +225,8 @@ class Fee(Base):
     subscription_id: Mapped[int | None] = mapped_column(ForeignKey("subscriptions.id"))
     charge_id: Mapped[int | None] = mapped_column(ForeignKey("charges.id"))
     charge_filter_id: Mapped[int | None] = mapped_column(ForeignKey("charge_filters.id"))
+    #: the add-on an add_on fee bills (one-off invoices)
+    add_on_id: Mapped[int | None] = mapped_column(ForeignKey("add_ons.id"))
     #: a FeeType value
     fee_type: Mapped[str] = mapped_column(String(16))
     #: minor units of `currency`, rounded once (money.py)
@@ -237,6 +241,8 @@ class Fee(Base):
     #: price of one unit in major units (amount / units; the base fee's is the plan amount)
     precise_unit_amount: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     invoice_display_name: Mapped[str | None] = mapped_column(String(255))
+    #: the line's description (one-off fees: given, else the add-on's)
+    description: Mapped[str | None] = mapped_column(Text)
     from_datetime: Mapped[datetime | None] = mapped_column(UTCDateTime)
     to_datetime: Mapped[datetime | None] = mapped_column(UTCDateTime)
     pay_in_advance: Mapped[bool] = mapped_column(default=False)
@@ -246,6 +252,7 @@ class Fee(Base):
     subscription: Mapped[Subscription | None] = relationship()
     charge: Mapped[Charge | None] = relationship()
     charge_filter: Mapped[ChargeFilter | None] = relationship()
+    add_on: Mapped[AddOn | None] = relationship()
 
 
 class InvoiceMetadata(Base):

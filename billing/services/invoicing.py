@@ -869,7 +869,16 @@ def finalize_invoice(
     return invoice
 
 
-def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
+def _finalize(
+    invoice: Invoice,
+    actor: audit.Actor,
+    at: datetime,
+    *,
+    event: str = "invoice.created",
+    activity: str = "invoice.finalized",
+) -> None:
+    """Number and finalize `invoice`; `event` is the outbox event announcing it, `activity`
+    its audit entry (a one-off invoice has its own: invoice.one_off_created)."""
     customer = invoice.customer
     # One statement takes the customer's row lock and the next number: two finalizations wait
     # for each other and never share a number.
@@ -891,8 +900,8 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
         invoice.payment_status = PaymentStatus.SUCCEEDED
     invoice.transition(FINALIZED, at)
     db.session.flush()
-    _record(invoice, "invoice.finalized", actor)
-    outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
+    _record(invoice, activity, actor)
+    outbox.emit(invoice.organization_id, event, "invoice", _payload(invoice))
 
 
 def _claim_invoices(query: Select[Any]) -> list[Invoice]:

@@ -19,6 +19,7 @@ def require_login() -> ResponseReturnValue | None:
 
 
 from blueprints.console import (  # noqa: E402,F401
+    add_ons,
     audit,
     catalog,
     customers,

@@ -851,7 +851,7 @@ def place_plan_errors(form: PlanForm, rows: list[ChargeRow], details: dict[str, 
     return unplaced
 
 
-def _amount_cents(form: PlanForm) -> int | None:
+def _amount_cents(form: PlanForm | Any) -> int | None:
     """The base amount, typed in major units, as exact minor units (never through a float);
     an error on the form when it cannot be exact."""
     currency = form.amount_currency.data or ""

@@ -65,7 +65,10 @@
         });
       }
     } else if (target.matches("[data-remove-row]")) {
+      var form = target.closest("form");
       target.closest("tr").remove();
+      // what follows the form's fields (a live total) hears of the removal
+      if (form) form.dispatchEvent(new Event("input", { bubbles: true }));
     } else if (target.matches("[data-remove-closest]")) {
       target.closest(target.dataset.removeClosest).remove();
     } else if (target.matches("[data-open-dialog]")) {
