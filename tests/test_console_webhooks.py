@@ -79,7 +79,9 @@ def test_edit_test_event_replay_and_delete(agent_client: Any, org: Any) -> None:
 
     queued = agent_client.post(f"{url}/test")
     assert "Test event queued" in queued.text
-    (delivery,) = db.session.scalars(select(WebhookDelivery)).all()
+    (delivery,) = db.session.scalars(
+        select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
+    ).all()
     assert delivery.event_type == "webhook.test"
     detail = agent_client.get(f"{URL}/deliveries/{delivery.lago_id}")
     assert detail.status_code == 200

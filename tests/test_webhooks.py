@@ -18,7 +18,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from billing.models import ActivityLog, DeliveryStatus, OutboxEvent, WebhookDelivery
 from billing.services import outbox, webhooks
@@ -59,6 +59,20 @@ class Receiver:
         self.server.server_close()
 
 
+@pytest.fixture(autouse=True)
+def quiet_outbox(db_session: Any) -> None:
+    """Other tests may have committed outbox events or deliveries to the shared database: set
+    them aside (in this test's transaction), so that the counts below are this test's own."""
+    while webhooks.dispatch_outbox():
+        pass
+    db.session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.status.in_(DeliveryStatus.OPEN))
+        .values(status=DeliveryStatus.FAILED)
+    )
+    db.session.commit()
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
@@ -77,7 +91,9 @@ def details(response: Any) -> dict[str, Any]:
 
 
 def deliveries() -> list[WebhookDelivery]:
-    return list(db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+    """This test's deliveries (the fixture failed any other)."""
+    query = select(WebhookDelivery).where(WebhookDelivery.status != DeliveryStatus.FAILED)
+    return list(db.session.scalars(query.order_by(WebhookDelivery.id)))
 
 
 # ---------------------------------------------------------------------------------------------
