@@ -64,12 +64,16 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from blueprints.auth import bp as auth_bp
     from blueprints.console import bp as console_bp
     from blueprints.filters import register_filters
+    from blueprints.portal import bp as portal_bp
 
     # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(console_bp)
+    # The portal sets no cookie: its writes carry the link's token and a signed form nonce.
+    csrf.exempt(portal_bp)
+    app.register_blueprint(portal_bp)
     register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)

@@ -43,6 +43,8 @@ class Config:
         self.PERMANENT_SESSION_LIFETIME = 12 * 3600
         #: CSRF tokens live as long as the session (forms left open for hours still work)
         self.WTF_CSRF_TIME_LIMIT = None
+        #: seconds a customer portal link stays valid
+        self.PORTAL_TOKEN_MAX_AGE = int(env.get("PORTAL_TOKEN_MAX_AGE") or 12 * 3600)
 
     def as_mapping(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}

@@ -25,6 +25,7 @@ from blueprints.console import (  # noqa: E402,F401
     dashboard,
     imports,
     invoices,
+    portal_links,
     settings,
     subscriptions,
 )
