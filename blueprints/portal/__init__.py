@@ -97,18 +97,18 @@ def _open_link() -> ResponseReturnValue | None:
         )
     except portal_service.PortalLinkInvalid as exc:
         g.portal_organization = exc.organization
-        _use_locale(requested if requested in portal_service.LOCALES else None, exc.organization)
+        use_locale(requested if requested in portal_service.LOCALES else None, exc.organization)
         return render_template("portal/expired.html"), 403
     g.portal = access
     g.portal_organization = access.organization
     if requested in portal_service.LOCALES:
         g.portal_lang_param = requested
-    _use_locale(portal_service.portal_locale(access.customer, requested), access.organization)
+    use_locale(portal_service.portal_locale(access.customer, requested), access.organization)
     _log_visit(access)
     return None
 
 
-def _use_locale(locale: str | None, organization: Organization | None) -> None:
+def use_locale(locale: str | None, organization: Organization | None) -> None:
     if locale is None:
         locale = (organization.document_locale if organization else None) or "en"
         if locale not in portal_service.LOCALES:

@@ -23,7 +23,7 @@ from billing.services import portal as portal_service
 from billing.services import usage as usage_service
 from billing.timeutil import in_zone, now_utc
 from blueprints.console.subscriptions import UsageChart, usage_charts
-from blueprints.portal import N_, _, bp
+from blueprints.portal import N_, _, bp, use_locale
 from extensions import db
 
 #: the language switcher and the document-language field show each language in itself
@@ -40,6 +40,8 @@ FIELD_ERRORS = {
 }
 #: the pages the language switcher keeps the visitor on
 PAGES = ("portal.overview", "portal.invoices", "portal.usage", "portal.details")
+#: any other field error code
+INVALID_VALUE = N_("This value is not valid.")
 FILTER_LABELS = {
     "": N_("All"),
     "paid": N_("Paid"),
@@ -237,6 +239,8 @@ def details() -> ResponseReturnValue:
             db.session.commit()
             saved = True
             values = _details_of(access.customer)
+            if not g.get("portal_lang_param"):  # a new invoice language is the portal's too
+                use_locale(portal_service.portal_locale(access.customer), access.organization)
     return render_template(
         "portal/details.html",
         active="details",
@@ -253,7 +257,7 @@ def _field_errors(details: dict[str, Any]) -> dict[str, list[str]]:
     for key, codes in details.items():
         field = key if key in portal_service.EDITABLE_FIELDS else "name"
         for code in codes if isinstance(codes, list) else [codes]:
-            message = _(FIELD_ERRORS.get(code, N_("This value is not valid.")))
+            message = _(FIELD_ERRORS.get(code, INVALID_VALUE))
             errors.setdefault(field, []).append(message)
     return errors
 
