@@ -101,6 +101,19 @@ def test_a_link_expires_at_exactly_twelve_hours(client: Any, org: Any, clock: An
     assert "Ask for a new one" in text(expired)
 
 
+def test_an_expired_link_says_so_in_the_customers_language(
+    client: Any, org: Any, clock: Any
+) -> None:
+    customer = factories.make_customer(org, billing_configuration={"document_locale": "de"})
+    path = link(customer)
+    clock[0] += timedelta(hours=12)
+    response = client.get(path)
+    assert response.status_code == 403
+    assert "Dieser Link ist abgelaufen" in text(response)
+    assert '<html lang="de">' in response.get_data(as_text=True)
+    assert "Ce lien a expiré" in text(client.get(path + "?lang=fr"))
+
+
 def test_the_lifetime_is_configurable(app: Any, client: Any, org: Any, clock: Any) -> None:
     customer = factories.make_customer(org)
     path = link(customer)

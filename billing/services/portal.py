@@ -66,13 +66,14 @@ EDITABLE_FIELDS = (
 
 
 class PortalLinkInvalid(Exception):
-    """A link that opens nothing: `reason` is tampered, expired or revoked. `organization` is
-    set when the signature was genuine (its embedding origins may still frame the error page)."""
+    """A link that opens nothing: `reason` is tampered, expired or revoked. `customer` is set
+    when the signature was genuine: its organization's origins may still frame the error page,
+    shown in the customer's language."""
 
-    def __init__(self, reason: str, organization: Organization | None = None) -> None:
+    def __init__(self, reason: str, customer: Customer | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.organization = organization
+        self.customer = customer
 
 
 class _ClockSigner(TimestampSigner):
@@ -146,13 +147,12 @@ def open_link(secret_key: str, token: str, max_age: int) -> PortalAccess:
     )
     if customer is None:
         raise PortalLinkInvalid("revoked")
-    organization = customer.organization
     age = now_utc() - signed_at.astimezone(UTC)
     if age >= timedelta(seconds=max_age) or age < -timedelta(minutes=5):
-        raise PortalLinkInvalid("expired", organization)
+        raise PortalLinkInvalid("expired", customer)
     if version != customer.portal_version or customer.deleted_at is not None:
-        raise PortalLinkInvalid("revoked", organization)
-    return PortalAccess(organization, customer, token)
+        raise PortalLinkInvalid("revoked", customer)
+    return PortalAccess(customer.organization, customer, token)
 
 
 def revoke_links(customer: Customer, actor: audit.Actor) -> None:
@@ -222,7 +222,8 @@ def record_visit(access: PortalAccess, ip_address: str | None, user_agent: str |
 
 
 def form_nonce(secret_key: str, access: PortalAccess) -> str:
-    """A signed one-off value bound to this link, put in the portal's forms."""
+    """A signed value bound to this link (unique: a random part), put in the portal's forms;
+    a cross-site form cannot forge one without the secret key."""
     return str(_serializer(secret_key, FORM_SALT).dumps([access.fingerprint, secrets.token_hex(8)]))
 
 

@@ -96,8 +96,13 @@ def _open_link() -> ResponseReturnValue | None:
             current_app.config["PORTAL_TOKEN_MAX_AGE"],
         )
     except portal_service.PortalLinkInvalid as exc:
-        g.portal_organization = exc.organization
-        use_locale(requested if requested in portal_service.LOCALES else None, exc.organization)
+        # A genuine but dead link: the organization's framing and the customer's language.
+        organization = exc.customer.organization if exc.customer else None
+        g.portal_organization = organization
+        if exc.customer is not None:
+            use_locale(portal_service.portal_locale(exc.customer, requested), organization)
+        else:
+            use_locale(requested if requested in portal_service.LOCALES else None, None)
         return render_template("portal/expired.html"), 403
     g.portal = access
     g.portal_organization = access.organization

@@ -4,11 +4,11 @@ self-service billing details; plus the organization's theme stylesheet and logo.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from babel import Locale
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date
 from babel.numbers import format_decimal
 from flask import Response, abort, current_app, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -21,7 +21,7 @@ from billing.periods import local_date
 from billing.reference import country_codes
 from billing.services import portal as portal_service
 from billing.services import usage as usage_service
-from billing.timeutil import in_zone, now_utc
+from billing.timeutil import now_utc
 from blueprints.console.subscriptions import UsageChart, usage_charts
 from blueprints.portal import N_, _, bp, use_locale
 from extensions import db
@@ -65,19 +65,12 @@ def is_htmx() -> bool:
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     code = g.get("portal_babel_locale", "en")
-    access = g.get("portal")
-    timezone = access.customer.applicable_timezone if access else "UTC"
 
     def money(cents: int, currency: str) -> str:
         return format_money(cents, currency, code)
 
     def day(value: date | None) -> str:
         return format_date(value, format="medium", locale=code) if value else ""
-
-    def moment(value: datetime | None) -> str:
-        if value is None:
-            return ""
-        return format_datetime(in_zone(value, timezone), format="medium", locale=code)
 
     def units(value: Any) -> str:
         return format_decimal(value, locale=code, decimal_quantization=False)
@@ -92,13 +85,11 @@ def _helpers() -> dict[str, Any]:
     return {
         "money": money,
         "day": day,
-        "moment": moment,
         "units": units,
         "lang_url": lang_url,
         "languages": LANGUAGE_NAMES,
         "locale": g.get("portal_locale", "en"),
         "organization": g.get("portal_organization"),
-        "timezone": timezone,
     }
 
 
