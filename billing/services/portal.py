@@ -16,7 +16,7 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
@@ -126,7 +126,7 @@ def open_link(secret_key: str, token: str, max_age: int) -> PortalAccess:
     """
     try:
         payload, signed_at = _serializer(secret_key, SALT).loads(token, return_timestamp=True)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):
         raise PortalLinkInvalid("tampered") from None
     if not (
         isinstance(payload, list)
@@ -157,9 +157,8 @@ def open_link(secret_key: str, token: str, max_age: int) -> PortalAccess:
 
 def revoke_links(customer: Customer, actor: audit.Actor) -> None:
     """Kill every outstanding link of the customer (bump its version) and say so on its timeline."""
-    locked = db.session.scalar(select(Customer).where(Customer.id == customer.id).with_for_update())
-    assert locked is not None
-    db.session.refresh(customer, ["portal_version"])
+    db.session.execute(select(Customer.id).where(Customer.id == customer.id).with_for_update())
+    db.session.refresh(customer, ["portal_version"])  # the committed version, under the lock
     before = customer.portal_version
     customer.portal_version = before + 1
     audit.record_activity(
@@ -231,7 +230,7 @@ def check_form_nonce(secret_key: str, access: PortalAccess, nonce: str, max_age:
     """Whether `nonce` was signed by us for this very link less than `max_age` seconds ago."""
     try:
         payload, signed_at = _serializer(secret_key, FORM_SALT).loads(nonce, return_timestamp=True)
-    except (BadSignature, ValueError, TypeError):
+    except (BadData, ValueError, TypeError):
         return False
     if now_utc() - signed_at.astimezone(UTC) >= timedelta(seconds=max_age):
         return False
