@@ -1,7 +1,7 @@
 """Customer portal: each customer's portal link version (bumped to revoke every link).
 
-Revision ID: 0015
-Revises: 0007
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-01
 
 A plain ADD COLUMN on both backends: a batch rebuild of `customers` would drop its search
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0015'
-down_revision = '0007'
+revision = '0011'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
