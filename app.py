@@ -66,6 +66,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from blueprints.documents import bp as documents_bp
     from blueprints.filters import register_filters
     from blueprints.hooks import bp as hooks_bp
+    from blueprints.portal import bp as portal_bp
 
     # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
     csrf.exempt(api_bp)
@@ -76,6 +77,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     # Inbound hooks are authenticated by their signature; no cookie, so no CSRF.
     csrf.exempt(hooks_bp)
     app.register_blueprint(hooks_bp)
+    # The portal sets no cookie: its writes carry the link's token and a signed form nonce.
+    csrf.exempt(portal_bp)
+    app.register_blueprint(portal_bp)
     register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)

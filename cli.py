@@ -299,6 +299,10 @@ def serve_command_factory() -> click.Command:
     def serve(host: str, port: int | None) -> None:
         """Run the web server (no reloader) and the jobs process together; Ctrl-C stops both."""
         port = port or current_app.config["PORT"]
+        from billing.demo_portal import demo_portal_banner
+
+        base = current_app.config["PUBLIC_URL"] or f"http://{host}:{port}"
+        click.echo(demo_portal_banner(base, current_app.secret_key))  # type: ignore[arg-type]
         jobs_process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
             [sys.executable, "-m", "flask", "--app", "app", "jobs", "run"], env=os.environ.copy()
         )

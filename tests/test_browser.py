@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,23 +30,28 @@ pytestmark = [
 ]
 
 
+def launch_chromium(p: Any, user_data: str, *extra_args: str, **options: Any) -> Any:
+    """Debian's headless Chromium with a profile of its own and nothing phoning home."""
+    return p.chromium.launch_persistent_context(
+        user_data,
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", *extra_args,
+        ],
+        **options,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def browser_page(live_server, backend):
     if backend != "sqlite":
         pytest.skip("browser tests run on one backend")
     user_data = tempfile.mkdtemp(prefix="ledgerline-chromium-")
     with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            user_data,
-            executable_path=CHROMIUM,
-            headless=True,
-            viewport={"width": 1360, "height": 860},
-            args=[
-                "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
-            ],
-        )  # fmt: skip
+        context = launch_chromium(p, user_data, viewport={"width": 1360, "height": 860})
         page = context.new_page()
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

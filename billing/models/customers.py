@@ -130,6 +130,8 @@ class Customer(Base):
     external_salesforce_id: Mapped[str | None] = mapped_column(String(255))
     #: last invoice sequential id handed out (incremented under a row lock at finalization)
     invoices_sequence: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: signed into every portal link; bumping it revokes all the customer's outstanding links
+    portal_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
     # billing_configuration
     #: days an invoice stays draft; null = the organization's

@@ -58,6 +58,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     insert,
     or_,
@@ -1125,6 +1126,8 @@ class InvoiceFilters:
     amount_from: int | None = None
     amount_to: int | None = None
     search_term: str | None = None
+    #: with `search_term`: invoices of exactly this total match too (the portal's amount search)
+    search_amount_cents: int | None = None
 
 
 def list_invoices(
@@ -1166,6 +1169,11 @@ def list_invoices(
         conditions.append(
             or_(
                 func.lower(Invoice.number).like(pattern),
+                (
+                    Invoice.total_amount_cents == filters.search_amount_cents
+                    if filters.search_amount_cents is not None
+                    else false()
+                ),
                 Invoice.customer_id.in_(
                     select(Customer.id).where(
                         Customer.organization_id == organization.id,

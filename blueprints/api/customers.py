@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from flask import jsonify
+from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from billing.serializers import serialize_customer
 from billing.services import customers as customer_service
+from billing.services import portal as portal_service
 from blueprints.api import bp
 from blueprints.api.auth import current_actor, current_organization
 from blueprints.api.schemas import customer_filters, pagination, root_object
@@ -48,3 +49,12 @@ def delete_customer(external_id: str) -> ResponseReturnValue:
     customer_service.delete_customer(organization, customer, current_actor())
     db.session.commit()
     return jsonify(customer=serialize_customer(customer))
+
+
+@bp.get("/customers/<external_id>/portal_url")
+def customer_portal_url(external_id: str) -> ResponseReturnValue:
+    """A fresh link to the customer's portal, valid PORTAL_TOKEN_MAX_AGE seconds (12 h)."""
+    customer = customer_service.get_customer(current_organization(), external_id)
+    base = current_app.config["PUBLIC_URL"] or request.host_url
+    url = portal_service.portal_url(base, current_app.secret_key, customer)  # type: ignore[arg-type]
+    return jsonify(customer={"portal_url": url})

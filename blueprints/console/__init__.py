@@ -26,6 +26,7 @@ from blueprints.console import (  # noqa: E402,F401
     dashboard,
     imports,
     invoices,
+    portal_links,
     settings,
     subscriptions,
     webhooks,

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from babel.dates import format_skeleton
 from babel.numbers import format_decimal
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -213,6 +214,7 @@ class UsageChart:
         series: list[tuple[date, Decimal]],
         today: date,
         total: Decimal,
+        locale: str = "en",
     ) -> UsageChart:
         plot_width = cls.WIDTH - cls.LEFT - cls.RIGHT
         plot_height = cls.HEIGHT - cls.TOP - cls.BOTTOM
@@ -234,12 +236,18 @@ class UsageChart:
                 )
             )
         ticks = [
-            (round(cls.HEIGHT - cls.BOTTOM - plot_height * share, 2), format_units(top * share))
+            (
+                round(cls.HEIGHT - cls.BOTTOM - plot_height * share, 2),
+                format_units(top * share, locale),
+            )
             for share in (Decimal(0), Decimal("0.5"), Decimal(1))
         ]
         every = max(1, -(-len(series) // 7))  # at most seven date labels: they must not touch
         labels = [
-            (round(cls.LEFT + index * slot + slot / 2, 2), f"{day:%b} {day.day}")
+            (
+                round(cls.LEFT + index * slot + slot / 2, 2),
+                format_skeleton("MMMd", day, locale=locale),
+            )
             for index, (day, _units) in enumerate(series)
             if index % every == 0
         ]
@@ -257,9 +265,9 @@ def _nice_ceiling(value: Decimal) -> Decimal:
     return magnitude * 10
 
 
-def format_units(value: Decimal) -> str:
+def format_units(value: Decimal, locale: str = "en") -> str:
     """A quantity of units, grouped, at most three decimals (12,345.5)."""
-    return format_decimal(value, locale="en")
+    return format_decimal(value, locale=locale)
 
 
 @dataclass
@@ -286,7 +294,7 @@ def subscription_views(customer: Customer, at: datetime) -> list[SubscriptionVie
         usage, charts = None, []
         if subscription.status == ACTIVE:
             usage = usage_service.current_usage(subscription, at)
-            charts = _charts(usage, local_date(at, timezone))
+            charts = usage_charts(usage, local_date(at, timezone))
         views.append(
             SubscriptionView(
                 subscription=subscription,
@@ -310,9 +318,12 @@ def _local_bounds(period: Period, timezone: str) -> tuple[date, date]:
     return days[0], days[-1]
 
 
-def _charts(usage: usage_service.UsageSummary, today: date) -> list[UsageChart]:
+def usage_charts(
+    usage: usage_service.UsageSummary, today: date, locale: str = "en"
+) -> list[UsageChart]:
     """One chart per metric the plan charges (a metric charged twice is drawn once), captioned
-    with the period's aggregated units (a peak, a distinct count, … not a sum of the days)."""
+    with the period's aggregated units (a peak, a distinct count, … not a sum of the days);
+    axis numbers and day labels in `locale` (the console's English, the portal's language)."""
     period_units: dict[int, tuple[BillableMetric, Decimal]] = {}
     for charge in usage.charges:
         metric = charge.billable_metric
@@ -323,6 +334,7 @@ def _charts(usage: usage_service.UsageSummary, today: date) -> list[UsageChart]:
             usage_service.daily_usage(usage.subscription, metric, usage.period),
             today,
             units,
+            locale,
         )
         for metric, units in period_units.values()
     ]
