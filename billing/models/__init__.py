@@ -18,6 +18,7 @@ from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
+from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
 
 __all__ = [
     "ActivityLog",
@@ -31,8 +32,10 @@ __all__ = [
     "Event",
     "EventError",
     "Fee",
+    "FeeAppliedTax",
     "FeeType",
     "Invoice",
+    "InvoiceAppliedTax",
     "InvoiceMetadata",
     "InvoiceStatus",
     "InvoiceSubscription",
@@ -42,6 +45,7 @@ __all__ = [
     "PlanInterval",
     "Subscription",
     "SubscriptionStatus",
+    "Tax",
     "UsageBucket",
     "Customer",
     "CustomerImport",

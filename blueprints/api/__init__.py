@@ -14,5 +14,6 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     invoices,
     plans,
     subscriptions,
+    taxes,
     usage,
 )
