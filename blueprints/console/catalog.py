@@ -233,11 +233,16 @@ class ConfirmDeleteForm(FlaskForm):
     confirm = BooleanField("I understand that this cannot be undone", validators=[DataRequired()])
 
 
-def _confirm_delete(
-    record: Any, kind: str, back: str, consequences: list[str], delete: Callable[[], None]
+def confirm_delete(
+    record: Any,
+    kind: str,
+    back: str,
+    consequences: list[str],
+    delete: Callable[[], None],
+    done: str | None = None,
 ) -> ResponseReturnValue:
     """The no-JS confirmation page (GET, or a POST without the box ticked); htmx's hx-confirm
-    posts `confirm=y` directly. Deleting goes back to the list."""
+    posts `confirm=y` directly. Deleting goes to `done` (by default the record's list)."""
     form = ConfirmDeleteForm()
     if request.method == "POST" and form.validate():
         try:
@@ -251,7 +256,8 @@ def _confirm_delete(
         db.session.commit()
         flash(f"{kind} “{record.name}” deleted.", "success")
         return redirect_htmx(
-            url_for("console.metrics" if isinstance(record, BillableMetric) else "console.plans")
+            done
+            or url_for("console.metrics" if isinstance(record, BillableMetric) else "console.plans")
         )
     status = 422 if request.method == "POST" else 200
     return render_template(
@@ -452,7 +458,7 @@ def metric_filter_row() -> ResponseReturnValue:
 def delete_metric(lago_id: uuid.UUID) -> ResponseReturnValue:
     """Confirm, then delete a billable metric (the service refuses one still charged for)."""
     metric = metric_or_404(lago_id)
-    return _confirm_delete(
+    return confirm_delete(
         metric,
         "Billable metric",
         url_for("console.metric", lago_id=metric.lago_id),
@@ -1138,7 +1144,7 @@ def plan(lago_id: uuid.UUID) -> ResponseReturnValue:
 def delete_plan(lago_id: uuid.UUID) -> ResponseReturnValue:
     """Confirm, then delete a plan."""
     plan = plan_or_404(lago_id)
-    return _confirm_delete(
+    return confirm_delete(
         plan,
         "Plan",
         url_for("console.plan", lago_id=plan.lago_id),
