@@ -3,10 +3,13 @@ confirmation); an invoice page shows its taxes line by line."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 
-from billing.models import ActivityLog, Tax
+from billing.models import ActivityLog, Customer, Tax
 from extensions import db
 from tests import factories
 
@@ -97,3 +100,53 @@ def test_only_admins_change_taxes(make_agent_client, org, role):
 def test_another_organizations_tax_is_not_found(agent_client, org):
     other = factories.make_tax(factories.make_organization(), code="vat_fr")
     assert agent_client.get(f"/taxes/{other.lago_id}/edit").status_code == 404
+
+
+# --- tax codes on the customer and plan forms --------------------------------------------------
+
+
+def test_the_customer_form_picks_the_customers_taxes(agent_client, org):
+    from tests.test_console_customers import form_data  # noqa: PLC0415
+
+    factories.make_tax(org, name="VAT FR", code="vat_fr", rate="20")
+    factories.make_tax(org, name="Levy", code="levy", rate="1.5")
+    assert "VAT FR (vat_fr, 20 %)" in agent_client.get("/customers/new").text
+
+    # two values of one field: a MultiDict, with the CSRF token in it (the client's own
+    # token handling takes plain dicts)
+    data = MultiDict({**form_data(external_id="acme"), "csrf_token": agent_client.csrf_token})
+    data.setlist("tax_codes", ["vat_fr", "levy"])
+    assert agent_client.post("/customers/new", data=data, csrf=False).status_code == 302
+    customer = factories.db_scalar(
+        select(Customer).where(Customer.organization_id == org.id, Customer.external_id == "acme")
+    )
+    assert [tax.code for tax in customer.taxes] == ["levy", "vat_fr"]
+    edit = agent_client.get(f"/customers/{customer.lago_id}/edit").text
+    assert re.search(r'<option selected value="levy">|<option value="levy" selected', edit)
+
+    agent_client.post(f"/customers/{customer.lago_id}/edit", data={**form_data(external_id="acme")})
+    db.session.expire_all()
+    assert customer.taxes == []
+
+
+def test_the_plan_form_picks_the_plans_and_each_charges_taxes(agent_client, org):
+    from tests.test_console_catalog import charge_fields, live_plan, plan_form  # noqa: PLC0415
+
+    factories.make_tax(org, name="VAT FR", code="vat_fr", rate="20")
+    factories.make_tax(org, name="Levy", code="levy", rate="1.5")
+    metric = factories.make_billable_metric(org, name="API calls", code="api_calls")
+    assert "Levy (levy, 1.5 %)" in agent_client.get("/plans/new").text
+
+    response = agent_client.post(
+        "/plans/new",
+        data={
+            **plan_form(),
+            "tax_codes": "vat_fr",
+            **charge_fields(0, metric, "standard", amount="0.5", tax_codes="levy"),
+        },
+    )
+    assert response.status_code == 302, response.text
+    plan = live_plan(org, "startup")
+    assert plan.tax_codes == ["vat_fr"] and plan.charges[0].tax_codes == ["levy"]
+    edit = agent_client.get(f"/plans/{plan.lago_id}/edit").text
+    assert 'name="charges-0-tax_codes"' in edit and '<option value="levy" selected>' in edit
