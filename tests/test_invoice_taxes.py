@@ -4,6 +4,7 @@ finalized invoices that never change when a tax does."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -256,3 +257,18 @@ def test_the_bulk_close_and_a_refresh_compute_the_same_taxes(clock, org):
         985,
     )
     assert (fee_taxes(draft), invoice_taxes(draft), draft.taxes_amount_cents) == created
+
+
+def test_the_invoice_page_lists_each_tax(clock, org, agent_client):
+    factories.make_tax(org, name="VAT FR 20%", code="vat", rate="20", applied_to_organization=True)
+    factories.make_tax(org, name="Levy", code="levy", rate="1.5", applied_to_organization=True)
+    subscribe(org, clock, "2024-01-01T00:00:00")
+    close(clock, "2024-02-01T00:00:10", org)
+    [invoice] = invoices_of(org)
+
+    page = agent_client.get(f"/invoices/{invoice.lago_id}").text
+    text = " ".join(re.sub(r"<[^>]+>", " ", page).split())  # (no-break spaces too)
+
+    assert "Levy 1.5 % of €10.00 €0.15" in text
+    assert "VAT FR 20% 20 % of €10.00 €2.00" in text
+    assert "Taxes €2.15" in text and "Total €12.15" in text
