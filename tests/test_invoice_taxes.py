@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from billing.services import invoicing
 from billing.services import taxes as tax_service
@@ -272,3 +273,26 @@ def test_the_invoice_page_lists_each_tax(clock, org, agent_client):
     assert "Levy 1.5 % of €10.00 €0.15" in text
     assert "VAT FR 20% 20 % of €10.00 €2.00" in text
     assert "Taxes €2.15" in text and "Total €12.15" in text
+
+
+def test_the_close_reads_the_taxes_of_a_batch_in_one_query(clock, org):
+    factories.make_tax(org, code="vat", rate="20", applied_to_organization=True)
+    factories.make_tax(org, code="levy", rate="1")
+    plan_taxed = {"tax_codes": ["levy"]}
+    for n in range(4):
+        subscribe(org, clock, "2024-01-01T00:00:00", **(plan_taxed if n % 2 else {}))
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
+        if "UNION ALL" in statement and "customer_taxes" in statement:  # the tax sources
+            statements.append(statement)
+
+    engine = db.session.get_bind()
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert close(clock, "2024-02-01T00:00:10", org) == 4
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+    assert len(statements) == 1
+    assert sorted(i.taxes_amount_cents for i in invoices_of(org)) == [10, 10, 200, 200]

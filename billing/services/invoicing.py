@@ -98,7 +98,11 @@ from billing.periods import (
 )
 from billing.services import audit, outbox
 from billing.services.pagination import Page
-from billing.services.taxes import apply_invoice_taxes, insert_applied_taxes
+from billing.services.taxes import (
+    apply_invoice_taxes,
+    insert_applied_taxes,
+    sources_read_once,
+)
 from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
 from extensions import db
@@ -541,9 +545,11 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         )
     )
     invoices = []
-    for billing in billings:
-        usage = None if billing.reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
-        invoices.append(_new_invoice(billing, usage))
+    with sources_read_once(billing.subscription for billing in billings):
+        for billing in billings:
+            reason = billing.reason
+            usage = None if reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
+            invoices.append(_new_invoice(billing, usage))
     connection = db.session.connection()
     _insert_with_ids(_INVOICES, invoices)
     links = [link for invoice in invoices for link in invoice.invoice_subscriptions]

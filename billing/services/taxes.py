@@ -25,7 +25,9 @@ finalized invoices exactly as they were.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import SimpleNamespace
@@ -232,64 +234,104 @@ class _Rate:
     description: str | None
 
 
+#: the kinds of owners a tax is applied through, in the precedence order of the rule
+_KINDS = ("charge", "plan", "customer", "organization")
+
+
 @dataclass
 class _Sources:
-    """Every tax an invoice's fees may pay, by where it is applied."""
+    """Taxes by where they are applied: for each kind of owner (`_KINDS`; an organization's
+    are its defaults), the rates by owner id, and which owner ids were read."""
 
-    by_charge: dict[int, list[_Rate]] = field(default_factory=lambda: defaultdict(list))
-    by_plan: dict[int, list[_Rate]] = field(default_factory=lambda: defaultdict(list))
-    customer: list[_Rate] = field(default_factory=list)
-    organization: list[_Rate] = field(default_factory=list)
+    rates: dict[str, dict[int, list[_Rate]]] = field(
+        default_factory=lambda: {kind: defaultdict(list) for kind in _KINDS}
+    )
+    read: dict[str, set[int]] = field(default_factory=lambda: {kind: set() for kind in _KINDS})
+
+    def of(self, kind: str, owner_id: int) -> list[_Rate]:
+        return self.rates[kind].get(owner_id, [])
+
+    def covers(self, wanted: dict[str, set[int]]) -> bool:
+        return all(ids <= self.read[kind] for kind, ids in wanted.items())
 
 
-def _rates_of(kind: str, link: Table | None, owner: Any, ids: Sequence[int]) -> Select[Any]:
+def _rates_of(kind: str, link: Table | None, owner: Any, ids: set[int]) -> Select[Any]:
     columns: tuple[Any, ...] = (Tax.id, Tax.lago_id, Tax.code, Tax.name, Tax.rate, Tax.description)
-    if link is None:
-        return select(literal(kind).label("kind"), Tax.organization_id.label("owner"), *columns)
+    if link is None:  # the organization's defaults
+        return select(
+            literal(kind).label("kind"), Tax.organization_id.label("owner"), *columns
+        ).where(Tax.organization_id.in_(sorted(ids)), Tax.applied_to_organization.is_(True))
     return (
         select(literal(kind).label("kind"), owner.label("owner"), *columns)
         .join(link, link.c.tax_id == Tax.id)
-        .where(owner.in_(ids))
+        .where(owner.in_(sorted(ids)))
     )
 
 
-def _sources(invoice: Any) -> _Sources:
-    """The taxes of the invoice's charges, plans, customer and organization, in one query."""
-    charge_ids = sorted({fee.charge.id for fee in invoice.fees if fee.charge is not None})
-    plan_ids = sorted(
-        {fee.subscription.plan_id for fee in invoice.fees if fee.subscription is not None}
-    )
+def _load_sources(wanted: dict[str, set[int]]) -> _Sources:
+    """The taxes applied through these owners (`{kind: ids}`), in one query."""
     query = union_all(
-        _rates_of("charge", charge_taxes, charge_taxes.c.charge_id, charge_ids),
-        _rates_of("plan", plan_taxes, plan_taxes.c.plan_id, plan_ids),
-        _rates_of("customer", customer_taxes, customer_taxes.c.customer_id, [invoice.customer_id]),
-        _rates_of("organization", None, None, []).where(
-            Tax.organization_id == invoice.organization_id, Tax.applied_to_organization.is_(True)
-        ),
+        _rates_of("charge", charge_taxes, charge_taxes.c.charge_id, wanted["charge"]),
+        _rates_of("plan", plan_taxes, plan_taxes.c.plan_id, wanted["plan"]),
+        _rates_of("customer", customer_taxes, customer_taxes.c.customer_id, wanted["customer"]),
+        _rates_of("organization", None, None, wanted["organization"]),
     )
-    sources = _Sources()
+    sources = _Sources(read={kind: set(ids) for kind, ids in wanted.items()})
     for row in db.session.execute(query):
         rate = _Rate(row.id, row.lago_id, row.code, row.name, Decimal(row.rate), row.description)
-        if row.kind == "charge":
-            sources.by_charge[row.owner].append(rate)
-        elif row.kind == "plan":
-            sources.by_plan[row.owner].append(rate)
-        elif row.kind == "customer":
-            sources.customer.append(rate)
-        else:
-            sources.organization.append(rate)
+        sources.rates[row.kind][row.owner].append(rate)
     return sources
 
 
-def _applicable(fee: Any, sources: _Sources) -> list[_Rate]:
+#: taxes read beforehand for a batch of invoices (see `sources_read_once`)
+_batch_sources: ContextVar[_Sources | None] = ContextVar("batch_tax_sources", default=None)
+
+
+@contextmanager
+def sources_read_once(subscriptions: Iterable[Any]) -> Iterator[None]:
+    """Inside, the invoices of these subscriptions find their taxes in what one query read
+    (the bulk close builds many invoices at once: one query, not one per invoice)."""
+    subscriptions = list(subscriptions)
+    wanted = {
+        "charge": {charge.id for s in subscriptions for charge in s.plan.charges},
+        "plan": {s.plan_id for s in subscriptions},
+        "customer": {s.customer_id for s in subscriptions},
+        "organization": {s.organization_id for s in subscriptions},
+    }
+    token = _batch_sources.set(_load_sources(wanted) if subscriptions else None)
+    try:
+        yield
+    finally:
+        _batch_sources.reset(token)
+
+
+def _sources(invoice: Any) -> _Sources:
+    """The taxes the invoice's fees may pay: read for its batch already, else in one query."""
+    wanted = {
+        "charge": {fee.charge.id for fee in invoice.fees if fee.charge is not None},
+        "plan": {fee.subscription.plan_id for fee in invoice.fees if fee.subscription is not None},
+        "customer": {invoice.customer_id},
+        "organization": {invoice.organization_id},
+    }
+    batch = _batch_sources.get()
+    if batch is not None and batch.covers(wanted):
+        return batch
+    return _load_sources(wanted)
+
+
+def _applicable(fee: Any, sources: _Sources, invoice: Any) -> list[_Rate]:
     """The taxes the fee pays (the rule in the module docstring), by code."""
     taxes: list[_Rate] = []
     if fee.fee_type == FeeType.CHARGE and fee.charge is not None:
-        taxes = sources.by_charge.get(fee.charge.id, [])
+        taxes = sources.of("charge", fee.charge.id)
     in_plan = fee.fee_type in (FeeType.CHARGE, FeeType.SUBSCRIPTION)
     if not taxes and in_plan and fee.subscription is not None:
-        taxes = sources.by_plan.get(fee.subscription.plan_id, [])
-    taxes = taxes or sources.customer or sources.organization
+        taxes = sources.of("plan", fee.subscription.plan_id)
+    taxes = (
+        taxes
+        or sources.of("customer", invoice.customer_id)
+        or sources.of("organization", invoice.organization_id)
+    )
     return sorted(taxes, key=lambda tax: tax.code)
 
 
@@ -339,7 +381,7 @@ def _apply_invoice_taxes(invoice: Any) -> None:
         taxable = fee_taxable_amount(fee)
         applied = []
         exact_sum = Decimal(0)
-        for tax in _applicable(fee, sources):
+        for tax in _applicable(fee, sources, invoice):
             exact = _exact_tax(taxable, tax.rate, currency)
             exact_sum += exact
             values = _snapshot(tax) | {
