@@ -337,9 +337,10 @@ def _applicable(fee: Any, sources: _Sources, invoice: Any) -> list[_Rate]:
 
 def fee_taxable_amount(fee: Any) -> Decimal:
     """What a fee's taxes are computed on, in minor units: its amount after its share of the
-    invoice's coupons (`precise_coupons_amount_cents`, once coupons set it; 0 until then)."""
+    invoice's coupons (`precise_coupons_amount_cents`, once coupons set it; 0 until then),
+    never below 0."""
     coupons = getattr(fee, "precise_coupons_amount_cents", None) or Decimal(0)
-    return Decimal(fee.amount_cents) - Decimal(coupons)
+    return max(Decimal(0), Decimal(fee.amount_cents) - Decimal(coupons))
 
 
 def _exact_tax(taxable_cents: Decimal, rate: Decimal, currency: str) -> Decimal:
@@ -391,11 +392,7 @@ def _apply_invoice_taxes(invoice: Any) -> None:
                 "currency": currency,
                 "created_at": now,
             }
-            applied.append(
-                FeeAppliedTax(**values)
-                if in_session
-                else SimpleNamespace(lago_id=new_lago_id(), **values)
-            )
+            applied.append(_new_row(FeeAppliedTax, values, in_session))
             _, base, total = totals.get(tax.code, (tax, Decimal(0), Decimal(0)))
             totals[tax.code] = (tax, base + taxable, total + exact)
         fee.applied_taxes = applied
@@ -414,15 +411,17 @@ def _apply_invoice_taxes(invoice: Any) -> None:
             "currency": currency,
             "created_at": now,
         }
-        invoice_taxes.append(
-            _updated(kept.pop(code), values)
-            if code in kept
-            else InvoiceAppliedTax(**values)
-            if in_session
-            else SimpleNamespace(lago_id=new_lago_id(), **values)
-        )
+        if code in kept:
+            invoice_taxes.append(_updated(kept.pop(code), values))
+        else:
+            invoice_taxes.append(_new_row(InvoiceAppliedTax, values, in_session))
     invoice.applied_taxes = invoice_taxes  # the rows not kept are deleted (delete-orphan)
     invoice.taxes_amount_cents = sum(tax.amount_cents for tax in invoice_taxes)
+
+
+def _new_row(model: type[Any], values: dict[str, Any], in_session: bool) -> Any:
+    """A new applied tax: a model object in the session, or a plain one for the bulk close."""
+    return model(**values) if in_session else SimpleNamespace(lago_id=new_lago_id(), **values)
 
 
 def _updated(applied: InvoiceAppliedTax, values: dict[str, Any]) -> InvoiceAppliedTax:
