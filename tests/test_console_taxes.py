@@ -150,3 +150,25 @@ def test_the_plan_form_picks_the_plans_and_each_charges_taxes(agent_client, org)
     assert plan.tax_codes == ["vat_fr"] and plan.charges[0].tax_codes == ["levy"]
     edit = agent_client.get(f"/plans/{plan.lago_id}/edit").text
     assert 'name="charges-0-tax_codes"' in edit and '<option value="levy" selected>' in edit
+
+
+def test_the_customer_and_plan_pages_show_their_taxes(agent_client, org):
+    factories.make_tax(org, name="VAT FR", code="vat_fr", rate="20")
+    factories.make_tax(org, name="Levy", code="levy", rate="1.5")
+    customer = factories.make_customer(org, tax_codes=["vat_fr"])
+    bare = factories.make_customer(org)
+    metric = factories.make_billable_metric(org)
+    plan = factories.make_plan(
+        org,
+        tax_codes=["levy"],
+        charges=[{"billable_metric_id": str(metric.lago_id), "charge_model": "standard",
+                  "properties": {"amount": "1"}, "tax_codes": ["vat_fr"]}],
+    )  # fmt: skip
+
+    def text(url):
+        return " ".join(re.sub(r"<[^>]+>", " ", agent_client.get(url).text).split())
+
+    assert "Taxes VAT FR 20 %" in text(f"/customers/{customer.lago_id}/settings")
+    assert "Taxes Organization’s default taxes" in text(f"/customers/{bare.lago_id}/settings")
+    page = text(f"/plans/{plan.lago_id}")
+    assert "Taxes Levy 1.5 %" in page and "Taxes: VAT FR (20 %)" in page
