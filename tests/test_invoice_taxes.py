@@ -296,3 +296,29 @@ def test_the_close_reads_the_taxes_of_a_batch_in_one_query(clock, org):
 
     assert len(statements) == 1
     assert sorted(i.taxes_amount_cents for i in invoices_of(org)) == [10, 10, 200, 200]
+
+
+def test_current_usage_shows_the_taxes_its_invoice_will_have(clock, org, api_client):
+    factories.make_tax(org, code="vat", rate="20", applied_to_organization=True)
+    factories.make_tax(org, code="levy", rate="2.5")
+    subscription = subscribe(
+        org,
+        clock,
+        "2024-01-01T00:00:00",
+        charges=usage_plan_charge(org, "0.37", tax_codes=["levy"]),
+    )
+    factories.send_event(org, subscription, at("2024-01-10T00:00:00"), value=11)
+    clock[0] = at("2024-01-20T00:00:00")
+    url = (
+        f"/api/v1/customers/{subscription.customer.external_id}/current_usage"
+        f"?external_subscription_id={subscription.external_id}"
+    )
+
+    usage = api_client.get(url).get_json()["customer_usage"]
+    untaxed = api_client.get(url + "&apply_taxes=false").get_json()["customer_usage"]
+
+    # 11 × 0.37 = 4.07 at the charge's 2.5 %: 10.175 cents → 10
+    assert (usage["amount_cents"], usage["taxes_amount_cents"], usage["total_amount_cents"]) == (
+        407, 10, 417
+    )  # fmt: skip
+    assert (untaxed["taxes_amount_cents"], untaxed["total_amount_cents"]) == (0, 407)

@@ -430,6 +430,28 @@ def _updated(applied: InvoiceAppliedTax, values: dict[str, Any]) -> InvoiceAppli
     return applied
 
 
+def usage_taxes_amount_cents(subscription: Any, charges: Sequence[Any], currency: str) -> int:
+    """The taxes of a period's usage so far (current usage: `charges` are its ChargeUsage
+    items), by the same rule and rounding as the invoice that will bill it."""
+    invoice = SimpleNamespace(
+        currency=currency,
+        customer_id=subscription.customer_id,
+        organization_id=subscription.organization_id,
+        applied_taxes=[],
+        fees=[
+            SimpleNamespace(
+                fee_type=FeeType.CHARGE,
+                charge=usage.charge,
+                subscription=subscription,
+                amount_cents=usage.amount_cents,
+            )
+            for usage in charges
+        ],
+    )
+    apply_invoice_taxes(invoice)
+    return int(invoice.taxes_amount_cents)
+
+
 _FEE_TAXES: Table = FeeAppliedTax.__table__  # type: ignore[assignment]
 _INVOICE_TAXES: Table = InvoiceAppliedTax.__table__  # type: ignore[assignment]
 
