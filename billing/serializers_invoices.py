@@ -238,14 +238,15 @@ def serialize_past_usage(link: InvoiceSubscription) -> dict[str, Any]:
             )
         )
     amount = sum(charge.amount_cents for charge in charges)
+    taxes = sum(fee.taxes_amount_cents for fees in by_charge.values() for fee in fees)
     summary = UsageSummary(
         subscription=link.subscription,
         period=Period(link.charges_from_datetime, link.charges_to_datetime),
         issuing_date=invoice.issuing_date,
         currency=invoice.currency,
         amount_cents=amount,
-        taxes_amount_cents=0,
-        total_amount_cents=amount,
+        taxes_amount_cents=taxes,
+        total_amount_cents=amount + taxes,
         charges=charges,
     )
     return {**serialize_customer_usage(summary), "lago_invoice_id": str(invoice.lago_id)}

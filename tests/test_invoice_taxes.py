@@ -322,3 +322,21 @@ def test_current_usage_shows_the_taxes_its_invoice_will_have(clock, org, api_cli
         407, 10, 417
     )  # fmt: skip
     assert (untaxed["taxes_amount_cents"], untaxed["total_amount_cents"]) == (0, 407)
+
+
+def test_past_usage_shows_the_taxes_its_invoice_charged(clock, org, api_client):
+    factories.make_tax(org, code="vat", rate="20", applied_to_organization=True)
+    subscription = subscribe(org, clock, "2024-01-01T00:00:00", charges="usage")
+    factories.send_event(org, subscription, at("2024-01-10T00:00:00"), value=7)
+    close(clock, "2024-02-01T00:00:10", org)
+
+    response = api_client.get(
+        f"/api/v1/customers/{subscription.customer.external_id}/past_usage"
+        f"?external_subscription_id={subscription.external_id}"
+    )
+
+    [period] = response.get_json()["usage_periods"]
+    # 7 × 0.50 = 350 cents of usage, 20 %: 70 (the base fee is not usage)
+    assert (period["amount_cents"], period["taxes_amount_cents"], period["total_amount_cents"]) == (
+        350, 70, 420
+    )  # fmt: skip
