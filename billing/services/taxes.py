@@ -37,7 +37,17 @@ from sqlalchemy import Select, Table, delete, insert, literal, select, union_all
 
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import new_lago_id
-from billing.models import FeeAppliedTax, FeeType, Invoice, InvoiceAppliedTax, Organization, Tax
+from billing.models import (
+    Charge,
+    Customer,
+    FeeAppliedTax,
+    FeeType,
+    Invoice,
+    InvoiceAppliedTax,
+    Organization,
+    Plan,
+    Tax,
+)
 from billing.models.taxes import charge_taxes, customer_taxes, plan_taxes
 from billing.money import currency_exponent, parse_decimal, to_minor_units
 from billing.serializers_taxes import serialize_tax
@@ -214,8 +224,10 @@ def delete_tax(organization: Organization, tax: Tax, actor: audit.Actor) -> Tax:
     _record(organization, tax, actor, "tax.deleted", audit.diff(_audited(tax), {}))
     db.session.delete(tax)
     db.session.flush()
-    # Loaded customers, plans and charges may still list it.
-    db.session.expire_all()
+    # Customers, plans and charges loaded in this session may still list it.
+    for loaded in list(db.session.identity_map.values()):
+        if isinstance(loaded, (Customer, Plan, Charge)):
+            db.session.expire(loaded, ["taxes"])
     return tax
 
 
