@@ -138,7 +138,11 @@ def list_charges(plan: Plan, page: int = 1, per_page: int = 100) -> Page[Charge]
     query = (
         select(Charge)
         .where(Charge.plan_id == plan.id, Charge.deleted_at.is_(None))
-        .options(selectinload(Charge.filters), joinedload(Charge.billable_metric))
+        .options(
+            selectinload(Charge.filters),
+            joinedload(Charge.billable_metric),
+            selectinload(Charge.taxes),
+        )
         .order_by(Charge.created_at.asc(), Charge.id.asc())
     )
     return page_of(query, page, per_page)
