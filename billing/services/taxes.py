@@ -8,14 +8,17 @@ Which taxes a fee pays (Lago's rule, its `Fees::ApplyTaxesService`), the first t
 3. the customer's taxes, if it has any;
 4. the organization's default taxes (those `applied_to_organization`).
 
+(Add-on fees, once they exist, come first with their add-on's taxes, or a one-off invoice
+fee's own `tax_codes`, then 3 and 4, as Lago: `_applicable` is where that goes.)
+
 Amounts: each fee's tax is exact, ``taxable × rate / 100`` in `Decimal` (the taxable amount is
 `fee_taxable_amount`: the fee after its share of coupons). A fee shows each tax rounded half
 up to a minor unit, and its `taxes_amount_cents` is the sum of its exact taxes rounded once.
 The invoice has one applied tax per tax code: `fees_amount_cents` is the sum of the taxable
 amounts of the fees that pay it, and `amount_cents` the sum of their exact taxes rounded once
 to the currency's minor unit (money.to_minor_units: half up; 0 digits for JPY, 2 for EUR, 3 for
-KWD). The invoice's `taxes_amount_cents` is the sum of its applied taxes, so a rounding
-difference with the sum of the fees' rounded taxes stays within one minor unit per tax.
+KWD). The invoice's `taxes_amount_cents` is the sum of its applied taxes; it may differ from
+the sum of the fees' rounded taxes by at most half a minor unit per fee and per tax.
 
 Applied taxes are snapshots (code, name, rate, description), computed while the invoice is a
 draft (creation, refresh, finalization) and never after: editing or deleting a tax leaves
