@@ -1,8 +1,8 @@
 """Taxes: the organization's taxes, their links to customers, plans and charges, and the taxes
 applied to fees and invoices (snapshots, so finalized invoices never change).
 
-Revision ID: 0009
-Revises: 0007
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-01
 
 Plans and charges kept their `tax_codes` in a JSON column while taxes did not exist (codes were
@@ -16,8 +16,8 @@ from alembic import op
 import billing.models.types
 
 # revision identifiers, used by Alembic.
-revision = '0009'
-down_revision = '0007'
+revision = '0012'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
