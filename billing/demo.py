@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from billing.demo_add_ons import seed_add_ons
 from billing.demo_metering import MeteringSummary, seed_metering
+from billing.demo_taxes import seed_taxes
 from billing.demo_webhooks import seed_webhooks
 from billing.errors import NotFound
 from billing.models import Agent, ApiKey, Customer, Organization, SavedView
@@ -426,6 +427,7 @@ def seed_demo() -> DemoSummary:
         created += 1
     if created:
         _demo_history(organization, admin)
+    seed_taxes(organization)  # before the usage billing: its invoices show the taxes
     total = db.session.scalar(
         select(func.count(Customer.id)).where(
             Customer.organization_id == organization.id, Customer.deleted_at.is_(None)

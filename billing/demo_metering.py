@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from billing.demo_documents import seed_documents
+from billing.demo_taxes import REDUCED_RATE_CODE
 from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
 from billing.services import audit
 from billing.services.events import MAX_BATCH_SIZE, ingest_events
@@ -60,6 +61,8 @@ def _plans(metric_ids: dict[str, str]) -> list[dict[str, Any]]:
             "name": "Starter", "code": f"starter{suffix}", "interval": "monthly",
             "amount_cents": 4900, "amount_currency": currency, "pay_in_advance": False,
             "description": "Small teams: 1,000 API calls free, then packages of 10,000.",
+            # billing.demo_taxes: the euro Starter plan is taxed at the reduced rate
+            "tax_codes": [REDUCED_RATE_CODE] if currency == "EUR" else [],
             "charges": [
                 charge("api_calls", "package",
                        {"amount": "5", "package_size": 10000, "free_units": 1000}),

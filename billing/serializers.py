@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from billing.models import Customer, CustomerMetadata, IntegrationCustomer
+from billing.serializers_taxes import serialize_tax
 from billing.timeutil import iso_utc
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def serialize_customer(customer: Customer | ListedCustomer) -> dict[str, Any]:
         "integration_customers": [
             serialize_integration_customer(i) for i in customer.integration_customers
         ],
-        "taxes": [],
+        "taxes": [serialize_tax(tax) for tax in customer.taxes],
         "applicable_invoice_custom_sections": [],
         "error_details": [],
     }

@@ -1,6 +1,6 @@
 """Invoices, fees and past usage as Lago's v1 API shows them (lago-api.md §10.1, §5); the API
-and the outbox share these. Every key is written; features not built yet (coupons, credits,
-taxes) show as 0, [] or null; `file_url` is the PDF's signed link once it is stored."""
+and the outbox share these. Every key is written; features not built yet (coupons, credits)
+show as 0, [] or null; `file_url` is the PDF's signed link once it is stored."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 from billing.models import DocumentType, Fee, Invoice, InvoiceSubscription
+from billing.money import currency_exponent
 from billing.periods import Period
 from billing.serializers import serialize_customer
 from billing.serializers_subscriptions import serialize_subscription
+from billing.serializers_taxes import (
+    rate_number,
+    serialize_fee_applied_tax,
+    serialize_invoice_applied_tax,
+)
 from billing.serializers_usage import serialize_customer_usage, units_text
 from billing.services import documents
 from billing.timeutil import iso_utc
@@ -120,8 +126,12 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "precise_total_amount": units_text(fee.precise_amount),
         "amount_currency": fee.currency,
         "taxes_amount_cents": fee.taxes_amount_cents,
-        "taxes_precise_amount": "0.0",
-        "taxes_rate": 0.0,
+        "taxes_precise_amount": units_text(
+            sum((a.precise_amount_cents for a in fee.applied_taxes), Decimal(0)).scaleb(
+                -currency_exponent(fee.currency)
+            )
+        ),
+        "taxes_rate": rate_number(fee.taxes_rate),
         "total_amount_cents": fee.amount_cents + fee.taxes_amount_cents,
         "total_amount_currency": fee.currency,
         "units": units_text(fee.units),
@@ -145,7 +155,9 @@ def serialize_fee(fee: Fee, invoice: Invoice) -> dict[str, Any]:
         "amount_details": {},
         "self_billed": False,
         "item": _fee_item(fee),
-        "applied_taxes": [],
+        "applied_taxes": [
+            serialize_fee_applied_tax(a, str(fee.lago_id)) for a in fee.applied_taxes
+        ],
     }
 
 
@@ -191,7 +203,9 @@ def serialize_invoice(invoice: Invoice, *, include_fees: bool = False) -> dict[s
         "voided_at": iso_utc(invoice.voided_at),
         "customer": _embedded_customer(invoice),
         "metadata": serialize_metadata(invoice),
-        "applied_taxes": [],
+        "applied_taxes": [
+            serialize_invoice_applied_tax(a, str(invoice.lago_id)) for a in invoice.applied_taxes
+        ],
         "applied_invoice_custom_sections": [],
         "error_details": [],
     }
@@ -239,14 +253,15 @@ def serialize_past_usage(link: InvoiceSubscription) -> dict[str, Any]:
             )
         )
     amount = sum(charge.amount_cents for charge in charges)
+    taxes = sum(fee.taxes_amount_cents for fees in by_charge.values() for fee in fees)
     summary = UsageSummary(
         subscription=link.subscription,
         period=Period(link.charges_from_datetime, link.charges_to_datetime),
         issuing_date=invoice.issuing_date,
         currency=invoice.currency,
         amount_cents=amount,
-        taxes_amount_cents=0,
-        total_amount_cents=amount,
+        taxes_amount_cents=taxes,
+        total_amount_cents=amount + taxes,
         charges=charges,
     )
     return {**serialize_customer_usage(summary), "lago_invoice_id": str(invoice.lago_id)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from billing.models import BillableMetric, Charge, ChargeFilter, Plan
+from billing.serializers_taxes import serialize_tax
 from billing.timeutil import iso_utc
 
 
@@ -48,7 +49,7 @@ def serialize_charge_filter(charge_filter: ChargeFilter) -> dict[str, Any]:
 
 
 def serialize_charge(charge: Charge) -> dict[str, Any]:
-    """Lago's charge object; taxes are echoed empty until taxes exist."""
+    """Lago's charge object."""
     return {
         "lago_id": str(charge.lago_id),
         "lago_billable_metric_id": str(charge.billable_metric.lago_id),
@@ -68,7 +69,7 @@ def serialize_charge(charge: Charge) -> dict[str, Any]:
         "lago_parent_id": None,
         "tax_codes": list(charge.tax_codes or []),
         "filters": [serialize_charge_filter(f) for f in charge.filters],
-        "taxes": [],
+        "taxes": [serialize_tax(tax) for tax in charge.taxes],
     }
 
 
@@ -98,7 +99,7 @@ def serialize_plan(plan: Plan, counts: PlanCounts | None = None) -> dict[str, An
         "charges": [serialize_charge(c) for c in plan.charges],
         "fixed_charges": [],
         "usage_thresholds": [],
-        "taxes": [],
+        "taxes": [serialize_tax(tax) for tax in plan.taxes],
         "minimum_commitment": None,
         "metadata": plan.plan_metadata,
     }

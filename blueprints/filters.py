@@ -1,9 +1,10 @@
 """Jinja filters: time in a zone (with UTC and the organization's zone on hover), countries,
-money in minor units."""
+money in minor units, tax rates."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from flask import Flask
 from markupsafe import Markup
@@ -32,7 +33,13 @@ def local_time(
     )
 
 
+def tax_rate(rate: Decimal) -> str:
+    """A tax rate in percent without trailing zeros: 20 %, 5.5 %, 0 %."""
+    return f"{format(Decimal(rate).normalize(), 'f')}\u00a0%"
+
+
 def register_filters(app: Flask) -> None:
     app.add_template_filter(local_time, "local_time")
     app.add_template_filter(country_name, "country_name")
     app.add_template_filter(format_money, "money")
+    app.add_template_filter(tax_rate, "tax_rate")

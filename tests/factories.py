@@ -85,6 +85,17 @@ def make_billable_metric(organization: Organization, **overrides: Any) -> Any:
     return metric
 
 
+def make_tax(organization: Organization, **overrides: Any) -> Any:
+    """A committed tax (overrides: any Lago tax field); 20 % unless told otherwise."""
+    from billing.services.taxes import create_tax  # noqa: PLC0415
+
+    n = next(_sequence)
+    payload: dict[str, Any] = {"name": f"Tax {n}", "code": f"tax_{n}", "rate": "20", **overrides}
+    tax = create_tax(organization, payload, TEST_ACTOR)
+    db.session.commit()
+    return tax
+
+
 def make_plan(
     organization: Organization, charges: list[dict[str, Any]] | None = None, **overrides: Any
 ) -> Any:

@@ -105,6 +105,7 @@ def stored(org: Any) -> tuple[int, int, int]:
 
 def test_create_with_a_charge_of_each_model(api_client, org, metric):
     charges = [charge(metric, model) for model in PROPERTIES]
+    factories.make_tax(org, code="vat", name="VAT", rate="20")
 
     response = create(
         api_client,
@@ -122,7 +123,8 @@ def test_create_with_a_charge_of_each_model(api_client, org, metric):
         "monthly", 9900, "EUR"
     )  # fmt: skip
     assert (plan["trial_period"], plan["pay_in_advance"]) == (14, True)
-    assert (plan["taxes"], plan["tax_codes"], plan["metadata"]) == ([], ["vat"], {"tier": "1"})
+    assert (plan["tax_codes"], plan["metadata"]) == (["vat"], {"tier": "1"})
+    assert [(t["code"], t["rate"]) for t in plan["taxes"]] == [("vat", 20.0)]
     assert (plan["customers_count"], plan["active_subscriptions_count"]) == (0, 0)
     assert [c["charge_model"] for c in plan["charges"]] == list(PROPERTIES)
     assert all(set(c) == CHARGE_KEYS for c in plan["charges"])

@@ -131,3 +131,11 @@ def test_demo_seed_meters_usage_once(app, client, db_session):
     assert any(i["payment_status"] == "succeeded" for i in invoices)
     overdue = client.get("/api/v1/invoices?payment_overdue=true", headers=api).get_json()
     assert {i["customer"]["external_id"] for i in overdue["invoices"]} == {"hooli"}
+    # Taxes: French VAT by default, the reduced rate on the euro Starter plan.
+    taxed = {
+        i["customer"]["external_id"]: {t["tax_code"] for t in i["applied_taxes"]}
+        for i in invoices
+        if i["fees_amount_cents"]
+    }
+    assert taxed["initech"] == {"vat_fr_reduced"} and taxed["globex"] == {"vat_fr"}
+    assert all(i["taxes_amount_cents"] > 0 for i in invoices if i["fees_amount_cents"] >= 100)

@@ -19,5 +19,6 @@ def test_demo_seed_adds_add_ons_and_one_one_off_invoice(app, client, db_session)
     assert {a["name"] for a in add_ons} == {"Onboarding", "Priority support"}
     [invoice] = one_offs
     assert invoice["customer"]["external_id"] == "globex"
-    # €490.00 + 2.5 hours × €150.00
-    assert invoice["status"] == "finalized" and invoice["total_amount_cents"] == 86500
+    # €490.00 + 2.5 hours × €150.00, plus the organization's default VAT (20%)
+    assert invoice["status"] == "finalized" and invoice["fees_amount_cents"] == 86500
+    assert invoice["taxes_amount_cents"] == 17300 and invoice["total_amount_cents"] == 103800

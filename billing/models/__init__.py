@@ -20,6 +20,7 @@ from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
+from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
 from billing.models.webhooks import (
     DeliveryStatus,
     InboundDelivery,
@@ -48,8 +49,10 @@ __all__ = [
     "Event",
     "EventError",
     "Fee",
+    "FeeAppliedTax",
     "FeeType",
     "Invoice",
+    "InvoiceAppliedTax",
     "InvoiceMetadata",
     "InvoiceStatus",
     "InvoiceSubscription",
@@ -59,6 +62,7 @@ __all__ = [
     "PlanInterval",
     "Subscription",
     "SubscriptionStatus",
+    "Tax",
     "UsageBucket",
     "Customer",
     "CustomerImport",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     CheckConstraint,
@@ -26,6 +27,9 @@ from billing.models.organizations import Organization
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
+
+if TYPE_CHECKING:
+    from billing.models.taxes import Tax
 
 #: columns the console's customer list sorts or filters on, each with an index
 LIST_INDEXED_COLUMNS = ("name", "email", "country", "currency")
@@ -172,6 +176,8 @@ class Customer(Base):
         order_by="IntegrationCustomer.id",
         cascade="all, delete-orphan",
     )
+    #: the customer's own taxes (`tax_codes`); none means the organization's defaults
+    taxes: Mapped[list[Tax]] = relationship(secondary="customer_taxes", order_by="Tax.code")
 
     @property
     def slug(self) -> str:

@@ -6,6 +6,7 @@ import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,9 @@ from billing.models.subscriptions import Subscription
 from billing.models.types import ExactDecimal, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
+
+if TYPE_CHECKING:
+    from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -155,6 +159,10 @@ class Invoice(Base):
     metadata_items: Mapped[list[InvoiceMetadata]] = relationship(
         back_populates="invoice", order_by="InvoiceMetadata.id", cascade="all, delete-orphan"
     )
+    #: per tax, the sum over the fees (services.taxes computes it)
+    applied_taxes: Mapped[list[InvoiceAppliedTax]] = relationship(
+        order_by="InvoiceAppliedTax.tax_code", cascade="all, delete-orphan", passive_deletes=True
+    )
 
     @property
     def total_due_amount_cents(self) -> int:
@@ -234,6 +242,10 @@ class Fee(Base):
     #: the exact amount before rounding, in major units
     precise_amount: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     taxes_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the sum of the rates of the taxes applied to the fee, in percent
+    taxes_rate: Mapped[Decimal] = mapped_column(
+        ExactDecimal, default=Decimal(0), server_default="0"
+    )
     currency: Mapped[str] = mapped_column(String(3))
     units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     total_aggregated_units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
@@ -253,6 +265,9 @@ class Fee(Base):
     charge: Mapped[Charge | None] = relationship()
     charge_filter: Mapped[ChargeFilter | None] = relationship()
     add_on: Mapped[AddOn | None] = relationship()
+    applied_taxes: Mapped[list[FeeAppliedTax]] = relationship(
+        order_by="FeeAppliedTax.tax_code", cascade="all, delete-orphan", passive_deletes=True
+    )
 
 
 class InvoiceMetadata(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +14,9 @@ from billing.ids import new_lago_id
 from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
+
+if TYPE_CHECKING:
+    from billing.models.taxes import Tax
 
 LIVE = text("deleted_at IS NULL")
 
@@ -99,8 +103,6 @@ class Plan(Base):
     #: days of trial during which the base fee is not billed
     trial_period: Mapped[int] = mapped_column(default=0)
     bill_charges_monthly: Mapped[bool | None]
-    #: codes of the taxes applied to the plan's fees (invoicing)
-    tax_codes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     #: free-form key/value map (Lago's plan metadata)
     plan_metadata: Mapped[dict | None] = mapped_column("metadata", JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
@@ -113,6 +115,12 @@ class Plan(Base):
         primaryjoin="and_(Charge.plan_id == Plan.id, Charge.deleted_at.is_(None))",
         viewonly=True,
     )
+    #: taxes of the plan's fees (base fee, and charges without taxes of their own)
+    taxes: Mapped[list[Tax]] = relationship(secondary="plan_taxes", order_by="Tax.code")
+
+    @property
+    def tax_codes(self) -> list[str]:
+        return [tax.code for tax in self.taxes]
 
 
 class Charge(Base):
@@ -147,7 +155,6 @@ class Charge(Base):
     #: the charge's floor per period, in minor units of the plan's currency
     min_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     invoice_display_name: Mapped[str | None] = mapped_column(String(255))
-    tax_codes: Mapped[list[str]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -160,6 +167,12 @@ class Charge(Base):
         primaryjoin="and_(ChargeFilter.charge_id == Charge.id, ChargeFilter.deleted_at.is_(None))",
         viewonly=True,
     )
+    #: the charge's own taxes; none means the plan's
+    taxes: Mapped[list[Tax]] = relationship(secondary="charge_taxes", order_by="Tax.code")
+
+    @property
+    def tax_codes(self) -> list[str]:
+        return [tax.code for tax in self.taxes]
 
 
 class ChargeFilter(Base):

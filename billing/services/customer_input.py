@@ -84,6 +84,8 @@ class CustomerInput:
     columns: dict[str, Any] = field(default_factory=dict)
     metadata: list[MetadataInput] | None = None
     integrations: list[IntegrationInput] | None = None
+    #: codes of the customer's taxes (replacing them); None when absent
+    tax_codes: list[str] | None = None
     errors: dict[str, list[str]] = field(default_factory=dict)
 
     def error(self, key: str, code: str) -> None:
@@ -122,13 +124,16 @@ def parse_customer_input(
     _parse_shipping_address(payload, result)
     _parse_metadata(payload, result)
     _parse_integrations(payload, result)
-    # Accepted for compatibility; the resources they point at come with later capabilities.
     for name in ("tax_codes", "invoice_custom_section_codes"):
         value = payload.get(name)
         if value is not None and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
             result.error(name, "value_is_invalid")
+        elif name == "tax_codes" and name in payload:
+            # The codes are checked against the organization's taxes when applied.
+            result.tax_codes = list(value or [])
+    # invoice_custom_section_codes is accepted for compatibility (no custom sections yet).
     if payload.get("billing_entity_code") is not None and not isinstance(
         payload["billing_entity_code"], str
     ):

@@ -19,8 +19,10 @@ from billing.models import (
     Invoice,
     Organization,
     Subscription,
+    Tax,
 )
 from billing.models.customers import CustomerStatus
+from billing.models.taxes import customer_taxes
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
 from billing.services.customer_input import CustomerInput, parse_customer_input
@@ -31,6 +33,7 @@ from billing.services.search import (
     count_matches_sqlite,
     matching_customers,
 )
+from billing.services.taxes import taxes_by_codes
 from billing.services.usage import rebuild_usage
 from billing.timeutil import now_utc
 from extensions import db
@@ -38,7 +41,7 @@ from extensions import db
 #: keys of the serialized customer that are bookkeeping rather than data, left out of diffs
 _NOT_AUDITED = {
     "lago_id", "sequential_id", "slug", "created_at", "updated_at", "deleted_at", "status",
-    "applicable_timezone", "billing_entity_code", "taxes", "applicable_invoice_custom_sections",
+    "applicable_timezone", "billing_entity_code", "applicable_invoice_custom_sections",
     "error_details",
 }  # fmt: skip
 #: values a new customer has unless told otherwise
@@ -77,7 +80,9 @@ def find_customer(organization: Organization, external_id: str) -> Customer | No
             Customer.deleted_at.is_(None),
         )
         .options(
-            selectinload(Customer.metadata_items), selectinload(Customer.integration_customers)
+            selectinload(Customer.metadata_items),
+            selectinload(Customer.integration_customers),
+            selectinload(Customer.taxes),
         )
     )
 
@@ -249,6 +254,8 @@ def _apply(customer: Customer, parsed: CustomerInput) -> None:
         _sync_metadata(customer, parsed)
     if parsed.integrations is not None:
         _sync_integrations(customer, parsed)
+    if parsed.tax_codes is not None:
+        customer.taxes = taxes_by_codes(customer.organization, parsed.tax_codes)
 
 
 def _sync_metadata(customer: Customer, parsed: CustomerInput) -> None:
@@ -309,6 +316,8 @@ def _audited(customer: Customer) -> dict[str, Any]:
         elif key == "integration_customers":
             for link in value:
                 flat[f"integration.{link['type']}"] = link["external_customer_id"]
+        elif key == "taxes":
+            flat["tax_codes"] = [tax["code"] for tax in value] or None
         else:
             flat[key] = value
     return flat
@@ -543,11 +552,13 @@ class ListedCustomer:
         organization: ListedOrganization,
         metadata_items: list[_Row],
         integration_customers: list[_Row],
+        taxes: list[_Row],
     ) -> None:
         self.__dict__.update(values)
         self.organization = organization
         self.metadata_items = metadata_items
         self.integration_customers = integration_customers
+        self.taxes = taxes
 
 
 def _read(query: Select[Any], **params: Any) -> list[_Row]:
@@ -569,19 +580,27 @@ def _rows_of_customers(model: type[CustomerMetadata | IntegrationCustomer]) -> S
 
 _METADATA_OF_CUSTOMERS = _rows_of_customers(CustomerMetadata)
 _LINKS_OF_CUSTOMERS = _rows_of_customers(IntegrationCustomer)
+_TAXES_OF_CUSTOMERS = (
+    select(customer_taxes.c.customer_id, *Tax.__table__.c)
+    .join(Tax, Tax.id == customer_taxes.c.tax_id)
+    .where(customer_taxes.c.customer_id.in_(bindparam("ids", expanding=True, literal_execute=True)))
+    .order_by(customer_taxes.c.customer_id, Tax.code)
+)
 
 
 def _listed(organization: Organization, rows: Sequence[_Row]) -> list[ListedCustomer]:
     """The page's customers from their rows (led by _LISTED_COLUMNS), with their metadata
-    items and CRM links read in one query each, in the order the ORM relationships use."""
+    items, CRM links and taxes read in one query each, in the order the ORM relationships use."""
     ids = [row.id for row in rows]
     listed_organization = ListedOrganization(organization.slug_prefix, organization.timezone)
     metadata: dict[int, list[_Row]] = {id_: [] for id_ in ids}
     links: dict[int, list[_Row]] = {id_: [] for id_ in ids}
+    taxes: dict[int, list[_Row]] = {id_: [] for id_ in ids}
     if ids:
         for query, by_customer in (
             (_METADATA_OF_CUSTOMERS, metadata),
             (_LINKS_OF_CUSTOMERS, links),
+            (_TAXES_OF_CUSTOMERS, taxes),
         ):
             for child in _read(query, ids=ids):
                 by_customer[child.customer_id].append(child)
@@ -592,6 +611,7 @@ def _listed(organization: Organization, rows: Sequence[_Row]) -> list[ListedCust
             listed_organization,
             metadata[row.id],
             links[row.id],
+            taxes[row.id],
         )
         for row in rows
     ]

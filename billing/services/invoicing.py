@@ -99,6 +99,11 @@ from billing.periods import (
 )
 from billing.services import audit, outbox
 from billing.services.pagination import Page
+from billing.services.taxes import (
+    apply_invoice_taxes,
+    insert_applied_taxes,
+    sources_read_once,
+)
 from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
 from extensions import db
@@ -367,6 +372,7 @@ def _claim(ids: list[int], at: datetime) -> list[Subscription]:
                 # the customer's metadata and links, for the invoice's embedded customer
                 selectinload(Customer.metadata_items),
                 selectinload(Customer.integration_customers),
+                selectinload(Customer.taxes),
             ),
             joinedload(Subscription.plan, innerjoin=True)
             .selectinload(Plan.charges)
@@ -540,16 +546,13 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         )
     )
     invoices = []
-    for billing in billings:
-        usage = None if billing.reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
-        invoices.append(_new_invoice(billing, usage))
+    with sources_read_once(billing.subscription for billing in billings):
+        for billing in billings:
+            reason = billing.reason
+            usage = None if reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
+            invoices.append(_new_invoice(billing, usage))
     connection = db.session.connection()
-    ids = connection.scalars(
-        insert(_INVOICES).returning(_INVOICES.c.id, sort_by_parameter_order=True),
-        [_row(invoice, _INVOICES) for invoice in invoices],
-    ).all()
-    for invoice, invoice_id in zip(invoices, ids, strict=True):
-        invoice.id = invoice_id
+    _insert_with_ids(_INVOICES, invoices)
     links = [link for invoice in invoices for link in invoice.invoice_subscriptions]
     for link in links:
         link.invoice_id = link.invoice.id
@@ -567,7 +570,8 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
     for fee in fees:
         fee.invoice_id = fee.invoice.id
     if fees:
-        connection.execute(insert(_FEES), [_row(fee, _FEES) for fee in fees])
+        _insert_with_ids(_FEES, fees)
+    insert_applied_taxes(created)
     _finalize_new([invoice for invoice in created if _grace_period(invoice.customer) == 0])
     for invoice in created:
         if invoice.status == DRAFT:
@@ -675,6 +679,20 @@ def _inserted_columns(table: Table) -> tuple[str, ...]:
 def _row(item: Any, table: Table) -> dict[str, Any]:
     """The column values of a new row held in memory, for a Core insert."""
     return {key: getattr(item, key) for key in _inserted_columns(table)}
+
+
+def _insert_with_ids(table: Table, items: Sequence[Any]) -> None:
+    """Insert new rows held in memory (one statement) and set each one's `id`."""
+    ids = (
+        db.session.connection()
+        .scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True),
+            [_row(item, table) for item in items],
+        )
+        .all()
+    )
+    for item, item_id in zip(items, ids, strict=True):
+        item.id = item_id
 
 
 def _insert_unless_present(table: Table) -> Any:
@@ -825,14 +843,15 @@ def _fees(
 
 
 def _totals(invoice: Invoice) -> None:
-    """Lago's amount relations (§10.1); coupons, taxes, credit notes and prepaid credits are 0
-    until those capabilities exist."""
+    """Lago's amount relations (§10.1), taxes included (services.taxes); coupons, credit notes
+    and prepaid credits are 0 until those capabilities exist."""
     invoice.fees_amount_cents = sum(fee.amount_cents for fee in invoice.fees)
     invoice.sub_total_excluding_taxes_amount_cents = (
         invoice.fees_amount_cents
         - invoice.coupons_amount_cents
         - invoice.progressive_billing_credit_amount_cents
     )
+    apply_invoice_taxes(invoice)
     invoice.sub_total_including_taxes_amount_cents = (
         invoice.sub_total_excluding_taxes_amount_cents + invoice.taxes_amount_cents
     )
@@ -1197,8 +1216,9 @@ def list_invoices(
         .offset(offset)
         .limit(per_page)
         .options(
-            joinedload(Invoice.customer),
+            joinedload(Invoice.customer).selectinload(Customer.taxes),
             selectinload(Invoice.metadata_items),
+            selectinload(Invoice.applied_taxes),
         )
     )
     return Page(list(items), total, page, per_page)

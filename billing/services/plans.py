@@ -40,6 +40,7 @@ from billing.services.metrics import (
 )
 from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
+from billing.services.taxes import taxes_by_codes
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -65,6 +66,8 @@ def _plan_query(organization: Organization) -> Any:
         .options(
             selectinload(Plan.charges).selectinload(Charge.filters),
             selectinload(Plan.charges).joinedload(Charge.billable_metric),
+            selectinload(Plan.charges).selectinload(Charge.taxes),
+            selectinload(Plan.taxes),
         )
     )
 
@@ -135,7 +138,11 @@ def list_charges(plan: Plan, page: int = 1, per_page: int = 100) -> Page[Charge]
     query = (
         select(Charge)
         .where(Charge.plan_id == plan.id, Charge.deleted_at.is_(None))
-        .options(selectinload(Charge.filters), joinedload(Charge.billable_metric))
+        .options(
+            selectinload(Charge.filters),
+            joinedload(Charge.billable_metric),
+            selectinload(Charge.taxes),
+        )
         .order_by(Charge.created_at.asc(), Charge.id.asc())
     )
     return page_of(query, page, per_page)
@@ -296,6 +303,7 @@ def parse_charge(
     data.integer("min_amount_cents")
     data.text("invoice_display_name")
     data.string_list("tax_codes")
+    _resolve_tax_codes(organization, data)
     current = _charge_columns(existing) if existing is not None else {}
     data.require("charge_model", current=current)
     model = data.values.get("charge_model", current.get("charge_model"))
@@ -336,6 +344,13 @@ def _charge_columns(charge: Charge) -> dict[str, Any]:
             "regroup_paid_fees", "min_amount_cents", "invoice_display_name", "tax_codes",
         )
     }  # fmt: skip
+
+
+def _resolve_tax_codes(organization: Organization, data: Input) -> None:
+    """`tax_codes` given: the taxes they name replace the plan's or charge's (`taxes`);
+    NotFound (`tax_not_found`, as Lago) for a code the organization does not have."""
+    if "tax_codes" in data.values:
+        data.values["taxes"] = taxes_by_codes(organization, data.values.pop("tax_codes"))
 
 
 def _parse_metadata(value: Any) -> dict[str, str | None] | None:
@@ -380,6 +395,7 @@ def parse_plan_input(
     data.integer("trial_period", maximum=36_500)
     data.boolean("bill_charges_monthly", nullable=True)
     data.string_list("tax_codes")
+    _resolve_tax_codes(organization, data)
     if "metadata" in payload:
         metadata = _parse_metadata(payload["metadata"])
         if metadata is None:
@@ -498,7 +514,6 @@ def _apply_charges(plan: Plan, charges: list[ChargeInput], remove: list[Charge])
                 billable_metric_id=charge_input.metric.id,
                 billable_metric=charge_input.metric,
                 properties={},
-                tax_codes=[],
             )
             db.session.add(charge)
         for name, value in charge_input.columns.items():
@@ -544,7 +559,7 @@ def create_plan(organization: Organization, data: dict[str, Any], actor: audit.A
     lock_organization(organization)
     if find_plan(organization, parsed.columns["code"]) is not None:
         raise ValidationFailed({"code": ["value_already_exist"]})
-    plan = Plan(organization_id=organization.id, **{"tax_codes": [], **parsed.columns})
+    plan = Plan(organization_id=organization.id, **parsed.columns)
     db.session.add(plan)
     db.session.flush()
     _apply_charges(plan, charges, [])

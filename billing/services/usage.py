@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -59,6 +59,7 @@ from billing.services.events import (
     metric_info,
     write_buckets,
 )
+from billing.services.taxes import usage_taxes_amount_cents
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -168,10 +169,21 @@ def active_subscription_for_usage(
     return subscription
 
 
-def current_usage(subscription: Subscription, at: datetime | None = None) -> UsageSummary:
-    """The usage and charge amounts of the billing period containing `at` (default now)."""
+def current_usage(
+    subscription: Subscription, at: datetime | None = None, *, apply_taxes: bool = False
+) -> UsageSummary:
+    """The usage and charge amounts of the billing period containing `at` (default now); with
+    `apply_taxes`, their taxes too (services.taxes)."""
     period = subscription.period_at(at or now_utc())
-    return _summary(_UsageReader(subscription, period, subscription.customer.applicable_timezone))
+    summary = _summary(
+        _UsageReader(subscription, period, subscription.customer.applicable_timezone)
+    )
+    if not apply_taxes:
+        return summary
+    taxes = usage_taxes_amount_cents(subscription, summary.charges, summary.currency)
+    return replace(
+        summary, taxes_amount_cents=taxes, total_amount_cents=summary.amount_cents + taxes
+    )
 
 
 def _summary(reader: _UsageReader) -> UsageSummary:
@@ -186,7 +198,7 @@ def _summary(reader: _UsageReader) -> UsageSummary:
         issuing_date=local_date(period.inclusive_end, timezone),
         currency=currency,
         amount_cents=amount,
-        taxes_amount_cents=0,  # taxes are not built yet
+        taxes_amount_cents=0,  # see current_usage's apply_taxes
         total_amount_cents=amount,
         charges=charges,
     )

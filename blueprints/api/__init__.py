@@ -15,6 +15,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     invoices,
     plans,
     subscriptions,
+    taxes,
     usage,
     webhooks,
 )

@@ -17,6 +17,7 @@ def current_usage(external_id: str) -> ResponseReturnValue:
     subscription = usage_service.active_subscription_for_usage(
         current_organization(), external_id, request.args.get("external_subscription_id")
     )
-    return jsonify(
-        customer_usage=serialize_customer_usage(usage_service.current_usage(subscription))
-    )
+    # Lago applies taxes unless told `apply_taxes=false`.
+    apply_taxes = request.args.get("apply_taxes", "true").lower() not in ("false", "0")
+    usage = usage_service.current_usage(subscription, apply_taxes=apply_taxes)
+    return jsonify(customer_usage=serialize_customer_usage(usage))

@@ -29,5 +29,6 @@ from blueprints.console import (  # noqa: E402,F401
     portal_links,
     settings,
     subscriptions,
+    taxes,
     webhooks,
 )

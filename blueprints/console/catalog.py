@@ -34,7 +34,7 @@ from billing.services import metrics as metric_service
 from billing.services import plans as plan_service
 from billing.services.metrics import LIVE_SUBSCRIPTION_STATUSES
 from blueprints.console import bp
-from blueprints.console.forms import Select, currency_choices
+from blueprints.console.forms import Select, TaxCodes, currency_choices, tax_choices
 from blueprints.console.helpers import (
     agent_actor,
     apply_errors,
@@ -233,11 +233,16 @@ class ConfirmDeleteForm(FlaskForm):
     confirm = BooleanField("I understand that this cannot be undone", validators=[DataRequired()])
 
 
-def _confirm_delete(
-    record: Any, kind: str, back: str, consequences: list[str], delete: Callable[[], None]
+def confirm_delete(
+    record: Any,
+    kind: str,
+    back: str,
+    consequences: list[str],
+    delete: Callable[[], None],
+    done: str | None = None,
 ) -> ResponseReturnValue:
     """The no-JS confirmation page (GET, or a POST without the box ticked); htmx's hx-confirm
-    posts `confirm=y` directly. Deleting goes back to the list."""
+    posts `confirm=y` directly. Deleting goes to `done` (by default the record's list)."""
     form = ConfirmDeleteForm()
     if request.method == "POST" and form.validate():
         try:
@@ -251,7 +256,8 @@ def _confirm_delete(
         db.session.commit()
         flash(f"{kind} “{record.name}” deleted.", "success")
         return redirect_htmx(
-            url_for("console.metrics" if isinstance(record, BillableMetric) else "console.plans")
+            done
+            or url_for("console.metrics" if isinstance(record, BillableMetric) else "console.plans")
         )
     status = 422 if request.method == "POST" else 200
     return render_template(
@@ -452,7 +458,7 @@ def metric_filter_row() -> ResponseReturnValue:
 def delete_metric(lago_id: uuid.UUID) -> ResponseReturnValue:
     """Confirm, then delete a billable metric (the service refuses one still charged for)."""
     metric = metric_or_404(lago_id)
-    return _confirm_delete(
+    return confirm_delete(
         metric,
         "Billable metric",
         url_for("console.metric", lago_id=metric.lago_id),
@@ -491,6 +497,7 @@ class PlanForm(FlaskForm):
     trial_period = IntegerField(
         "Trial period (days)", validators=[Optional(), NumberRange(0, 3650)]
     )
+    tax_codes = TaxCodes()
 
 
 @dataclass
@@ -693,6 +700,7 @@ class ChargeRow(Prices):
     billable_metric_id: str = ""
     pay_in_advance: bool = False
     invoice_display_name: str = ""
+    tax_codes: list[str] = field(default_factory=list)
     filters: list[FilterRow] = field(default_factory=list)
 
     @property
@@ -737,6 +745,7 @@ class ChargeRow(Prices):
             charge_model=model if model in MODEL_FIELDS else "standard",
             pay_in_advance=form.get(p + "pay_in_advance") == "y",
             invoice_display_name=form.get(p + "invoice_display_name", "").strip(),
+            tax_codes=form.getlist(p + "tax_codes"),
         )
         row.read_prices(form)
         row.filters = [
@@ -753,6 +762,7 @@ class ChargeRow(Prices):
             billable_metric_id=str(charge.billable_metric.lago_id),
             pay_in_advance=charge.pay_in_advance,
             invoice_display_name=charge.invoice_display_name or "",
+            tax_codes=charge.tax_codes,
         )
         row.load_prices(charge.charge_model, charge.properties)
         row.filters = [FilterRow.from_filter(f, row, j) for j, f in enumerate(charge.filters)]
@@ -783,6 +793,7 @@ class ChargeRow(Prices):
             "invoice_display_name": self.invoice_display_name or None,
             "properties": self.properties_payload(),
             "filters": [f.payload() for f in self.filters],
+            "tax_codes": self.tax_codes,
         }
         if self.id:
             charge["id"] = self.id
@@ -883,15 +894,17 @@ def _plan_payload(form: PlanForm, rows: list[ChargeRow], amount_cents: int | Non
         "amount_currency": data["amount_currency"],
         "pay_in_advance": bool(data["pay_in_advance"]),
         "trial_period": data["trial_period"] or 0,
+        "tax_codes": data["tax_codes"] or [],
         "charges": [row.payload() for row in rows],
     }
 
 
 def _metric_context() -> dict[str, Any]:
     """The metrics a charge may price (select options) and each one's filters (the keys and
-    values a charge filter chooses from), by lago_id."""
+    values a charge filter chooses from), by lago_id; the taxes a charge may have."""
     page = metric_service.list_billable_metrics(current_organization(), 1, METRIC_CHOICES_LIMIT)
     return {
+        "tax_choices": tax_choices(current_organization()),
         "metric_choices": [(str(m.lago_id), f"{m.name} ({m.code})") for m in page.items],
         "metric_filters": {str(m.lago_id): m.filters or [] for m in page.items},
         "all_filter_values": ALL_FILTER_VALUES,
@@ -948,6 +961,7 @@ def _render_plan_form(
 ) -> ResponseReturnValue:
     for row in rows:
         row.ensure_tiers()
+    form.tax_codes.choices = tax_choices(current_organization())
     return render_htmx(
         "console/plan_form.html",
         "console/_plan_form.html",
@@ -1051,9 +1065,10 @@ def _save_plan(form: PlanForm, plan: Plan | None) -> ResponseReturnValue:
         db.session.rollback()
         unplaced = place_plan_errors(form, rows, exc.details)
         return _render_plan_form(form, plan, 422, rows, unplaced)
-    except NotFound:
+    except NotFound as exc:
         db.session.rollback()
-        unplaced = ["A chosen metric no longer exists: choose another one."]
+        what = "tax" if exc.resource == "tax" else "metric"
+        unplaced = [f"A chosen {what} no longer exists: choose another one."]
         return _render_plan_form(form, plan, 422, rows, unplaced)
     db.session.commit()
     flash(notice, "success")
@@ -1138,7 +1153,7 @@ def plan(lago_id: uuid.UUID) -> ResponseReturnValue:
 def delete_plan(lago_id: uuid.UUID) -> ResponseReturnValue:
     """Confirm, then delete a plan."""
     plan = plan_or_404(lago_id)
-    return _confirm_delete(
+    return confirm_delete(
         plan,
         "Plan",
         url_for("console.plan", lago_id=plan.lago_id),

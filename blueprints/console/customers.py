@@ -26,7 +26,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
-from billing.errors import ValidationFailed
+from billing.errors import NotFound, ValidationFailed
 from billing.models import ActivityLog, Customer, SavedView
 from billing.reference import currency_codes
 from billing.services import customers as customer_service
@@ -40,6 +40,7 @@ from blueprints.console.forms import (
     CustomerForm,
     SavedViewForm,
     country_choices,
+    tax_choices,
 )
 from blueprints.console.helpers import (
     agent_actor,
@@ -342,6 +343,7 @@ def _payload_from_form(form: CustomerForm) -> dict[str, Any]:
         "invoice_grace_period": data["invoice_grace_period"],
     }
     payload["metadata"] = _metadata_rows(request.form)
+    payload["tax_codes"] = data["tax_codes"] or []
     return payload
 
 
@@ -377,6 +379,7 @@ def _render_form(
     metadata: list[dict[str, Any]],
     metadata_errors: list[str] | None = None,
 ) -> ResponseReturnValue:
+    form.tax_codes.choices = tax_choices(current_organization())
     return render_htmx(
         "console/customer_form.html",
         "console/_customer_form.html",
@@ -405,9 +408,9 @@ def new_customer() -> ResponseReturnValue:
         customer, _created = customer_service.upsert_customer(
             organization, _payload_from_form(form), agent_actor(), generate_missing_external_id=True
         )
-    except ValidationFailed as exc:
+    except (ValidationFailed, NotFound) as exc:
         db.session.rollback()
-        unplaced = apply_errors(form, exc.details, field_message)
+        unplaced = apply_errors(form, _error_details(exc), field_message)
         return _render_form(form, None, 422, metadata, unplaced)
     db.session.commit()
     flash(f"Customer created with external id {customer.external_id}.", "success")
@@ -434,13 +437,18 @@ def edit_customer(lago_id: uuid.UUID) -> ResponseReturnValue:
         customer_service.update_customer(
             organization, customer, _payload_from_form(form), agent_actor()
         )
-    except ValidationFailed as exc:
+    except (ValidationFailed, NotFound) as exc:
         db.session.rollback()
-        unplaced = apply_errors(form, exc.details, field_message)
+        unplaced = apply_errors(form, _error_details(exc), field_message)
         return _render_form(form, customer, 422, metadata, unplaced)
     db.session.commit()
     flash("Customer saved.", "success")
     return redirect_htmx(url_for("console.customer", lago_id=customer.lago_id))
+
+
+def _error_details(exc: ValidationFailed | NotFound) -> dict[str, Any]:
+    """Field errors of a refused save; a tax deleted meanwhile is a `tax_codes` error."""
+    return exc.details if isinstance(exc, ValidationFailed) else {"tax_codes": ["value_is_invalid"]}
 
 
 def _form_data(customer: Customer) -> dict[str, Any]:
@@ -448,7 +456,9 @@ def _form_data(customer: Customer) -> dict[str, Any]:
         CustomerForm.IDENTITY + CustomerForm.CONTACT + CustomerForm.BILLING
         + CustomerForm.ADDRESS + CustomerForm.SHIPPING + CustomerForm.LOCALISATION
     )  # fmt: skip
-    return {name: getattr(customer, name) for name in names}
+    return {name: getattr(customer, name) for name in names} | {
+        "tax_codes": [tax.code for tax in customer.taxes]
+    }
 
 
 def _metadata_of(customer: Customer) -> list[dict[str, Any]]:

@@ -11,10 +11,12 @@ from wtforms import (
     IntegerField,
     SelectChoice,
     SelectField,
+    SelectMultipleField,
     StringField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from billing.models import Organization
 from billing.reference import (
     DOCUMENT_LOCALES,
     country_codes,
@@ -22,6 +24,7 @@ from billing.reference import (
     currency_codes,
     timezones,
 )
+from billing.services.taxes import all_taxes
 
 LOCALE_NAMES = {
     "en": "English", "fr": "Français", "de": "Deutsch", "es": "Español", "it": "Italiano",
@@ -49,6 +52,22 @@ def timezone_choices(blank: str = "—") -> list[tuple[str, str]]:
 
 def locale_choices(blank: str = "—") -> list[tuple[str, str]]:
     return [("", blank)] + [(code, f"{LOCALE_NAMES[code]} ({code})") for code in DOCUMENT_LOCALES]
+
+
+def tax_choices(organization: Organization) -> list[tuple[str, str]]:
+    """The organization's taxes for a `tax_codes` picker: code → "VAT FR (vat_fr, 20 %)"."""
+    return [
+        (tax.code, f"{tax.name} ({tax.code}, {format(tax.rate.normalize(), 'f')} %)")
+        for tax in all_taxes(organization)
+    ]
+
+
+class TaxCodes(SelectMultipleField):
+    """A `tax_codes` picker; its choices are the organization's taxes, set per request, and
+    the service checks the codes (Lago's `tax_not_found`)."""
+
+    def __init__(self, label: str = "Taxes", **kwargs: object) -> None:
+        super().__init__(label, choices=[], validate_choice=False, **kwargs)  # type: ignore[arg-type]
 
 
 class Select(SelectField):
@@ -86,6 +105,7 @@ class CustomerForm(FlaskForm):
     invoice_grace_period = IntegerField(
         "Invoice grace period (days)", validators=[Optional(), NumberRange(0, 3650)]
     )
+    tax_codes = TaxCodes()
     # address and shipping
     address_line1 = StringField("Address line 1", validators=[Length(max=255)])
     address_line2 = StringField("Address line 2", validators=[Length(max=255)])
