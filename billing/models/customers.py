@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -34,6 +35,10 @@ LIST_INDEXED_COLUMNS = ("name", "email", "country", "currency")
 #: the subscriptions table as far as a customer's status needs it (the Subscription model
 #: imports this module, so it cannot be imported here)
 _subscriptions = table("subscriptions", column("customer_id"), column("status"))
+#: the invoices table as far as the overdue flag needs it (same reason)
+_invoices = table(
+    "invoices", column("customer_id"), column("status"), column("payment_overdue", Boolean)
+)
 
 
 class CustomerStatus(enum.StrEnum):
@@ -157,6 +162,16 @@ class Customer(Base):
     #: when they change a subscription's status
     has_active_subscription: Mapped[bool] = column_property(
         exists().where(_subscriptions.c.customer_id == id, _subscriptions.c.status == "active")
+    )
+    #: whether the customer has overdue invoices (analytics.OVERDUE): an EXISTS probe of the
+    #: partial index ix_invoices_overdue_customer, loaded with the row (the list's badge and
+    #: filter)
+    has_overdue_invoices: Mapped[bool] = column_property(
+        exists().where(
+            _invoices.c.customer_id == id,
+            _invoices.c.payment_overdue == True,  # noqa: E712  (matches the index predicate)
+            _invoices.c.status == "finalized",
+        )
     )
 
     organization: Mapped[Organization] = relationship()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -33,11 +34,14 @@ class InvoiceStatus(enum.StrEnum):
     DRAFT = "draft"
     FINALIZED = "finalized"
     VOIDED = "voided"
+    #: a zero-amount invoice left unfinalized (`finalize_zero_amount_invoice` skip): not
+    #: numbered, not sent, not counted
+    CLOSED = "closed"
 
 
 #: the only legal status moves
 INVOICE_TRANSITIONS = {
-    InvoiceStatus.DRAFT: {InvoiceStatus.FINALIZED},
+    InvoiceStatus.DRAFT: {InvoiceStatus.FINALIZED, InvoiceStatus.CLOSED},
     InvoiceStatus.FINALIZED: {InvoiceStatus.VOIDED},
 }
 
@@ -74,6 +78,13 @@ class Invoice(Base):
         Index("ix_invoices_customer_created", "customer_id", "created_at"),
         Index("ix_invoices_status_grace", "status", "grace_period_ends_at"),
         Index("ix_invoices_overdue_scan", "payment_status", "payment_overdue", "payment_due_date"),
+        # the overdue invoices by customer: the customer list's overdue badge and filter
+        Index(
+            "ix_invoices_overdue_customer",
+            "customer_id",
+            postgresql_where=text("payment_overdue"),
+            sqlite_where=text("payment_overdue = 1"),
+        ),
         # Lago's amount relations (§10.1), so no code path can store an inconsistent invoice
         CheckConstraint(
             "sub_total_excluding_taxes_amount_cents = fees_amount_cents - coupons_amount_cents"
@@ -96,7 +107,9 @@ class Invoice(Base):
             " AND total_paid_amount_cents >= 0 AND total_amount_cents >= 0",
             name="ck_invoices_amounts_not_negative",
         ),
-        CheckConstraint("status IN ('draft', 'finalized', 'voided')", name="ck_invoices_status"),
+        CheckConstraint(
+            "status IN ('draft', 'finalized', 'voided', 'closed')", name="ck_invoices_status"
+        ),
         CheckConstraint(
             "payment_status IN ('pending', 'succeeded', 'failed')",
             name="ck_invoices_payment_status",

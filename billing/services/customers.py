@@ -165,6 +165,10 @@ def _save(
     customer.updated_at = now_utc()
     if before is not None and "timezone" in changes:
         apply_timezone_change(organization, customer)
+    if before is not None and "invoice_grace_period" in changes:
+        from billing.services.invoicing import reschedule_drafts  # noqa: PLC0415  (see above)
+
+        reschedule_drafts(organization, customer)
     event = "customer.created" if before is None else "customer.updated"
     audit.record_activity(
         organization_id=organization.id,
@@ -348,6 +352,8 @@ class CustomerFilters:
     #: created at or after / strictly before (UTC-aware)
     created_from: datetime | None = None
     created_before: datetime | None = None
+    #: True: customers with overdue invoices only; False: without
+    overdue: bool | None = None
 
 
 def customer_conditions(
@@ -368,6 +374,11 @@ def customer_conditions(
         organization_id == organization.id,
         *_status_conditions(filters.status),
     ]
+    if filters.overdue is not None:
+        # the correlated EXISTS of `has_overdue_invoices`, on ix_invoices_overdue_customer
+        conditions.append(
+            Customer.has_overdue_invoices if filters.overdue else ~Customer.has_overdue_invoices
+        )
     if filters.created_from is not None:
         conditions.append(Customer.created_at >= filters.created_from)
     if filters.created_before is not None:

@@ -115,6 +115,7 @@ PENDING = SubscriptionStatus.PENDING
 DRAFT = InvoiceStatus.DRAFT
 FINALIZED = InvoiceStatus.FINALIZED
 VOIDED = InvoiceStatus.VOIDED
+CLOSED = InvoiceStatus.CLOSED
 
 
 @dataclass
@@ -572,6 +573,8 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         if invoice.status == DRAFT:
             _record(invoice, "invoice.drafted", audit.SYSTEM)
             outbox.emit(invoice.organization_id, "invoice.drafted", "invoice", _payload(invoice))
+        elif invoice.status == CLOSED:
+            _record(invoice, "invoice.closed", audit.SYSTEM)
         else:
             _record(invoice, "invoice.finalized", audit.SYSTEM)
             outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
@@ -691,9 +694,11 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
     if not invoices:
         return
     connection = db.session.connection()
+    closed = [invoice for invoice in invoices if _closes(invoice)]
     by_customer: dict[int, list[Any]] = {}
     for invoice in invoices:
-        by_customer.setdefault(invoice.customer_id, []).append(invoice)
+        if not _closes(invoice):
+            by_customer.setdefault(invoice.customer_id, []).append(invoice)
     customer_ids = sorted(by_customer)
     if connection.dialect.name == "postgresql":
         connection.execute(
@@ -726,20 +731,41 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             at = invoice.created_at
             invoice.sequential_id = sequence
             invoice.number = f"{customer.slug}-{sequence:03d}"
-            invoice.issuing_date = local_date(at, customer.applicable_timezone)
-            invoice.payment_due_date = invoice.issuing_date + timedelta(
-                days=invoice.net_payment_term
-            )
-            invoice.grace_period_ends_at = None
-            # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
-            if invoice.total_amount_cents == 0:
-                invoice.payment_status = PaymentStatus.SUCCEEDED
-            invoice.transition(FINALIZED, at)
+            _issue(invoice, FINALIZED, at)
             parameters.append(
                 {"invoice_id": invoice.id}
                 | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
             )
+    for invoice in closed:
+        _issue(invoice, CLOSED, invoice.created_at)
+        parameters.append(
+            {"invoice_id": invoice.id}
+            | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
+        )
     connection.execute(_FINALIZE_NEW, parameters)
+
+
+def finalizes_zero_amount(customer: Customer) -> bool:
+    """Whether the customer's zero-amount invoices are finalized (else closed): its own
+    `finalize_zero_amount_invoice`, or the organization's when it inherits."""
+    if customer.finalize_zero_amount_invoice == "inherit":
+        return customer.organization.finalize_zero_amount_invoice
+    return customer.finalize_zero_amount_invoice == "finalize"
+
+
+def _closes(invoice: Any) -> bool:
+    """A zero-amount invoice of a customer that skips them: closed, not finalized (Lago)."""
+    return invoice.total_amount_cents == 0 and not finalizes_zero_amount(invoice.customer)
+
+
+def _issue(invoice: Any, status: InvoiceStatus, at: datetime) -> None:
+    """The dates and status of an invoice leaving draft at `at` (finalized, or closed)."""
+    invoice.issuing_date = local_date(at, invoice.customer.applicable_timezone)
+    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
+    invoice.grace_period_ends_at = None
+    if invoice.total_amount_cents == 0:
+        invoice.payment_status = PaymentStatus.SUCCEEDED
+    invoice.transition(status, at)
 
 
 def _compute(invoice: Invoice) -> None:
@@ -861,7 +887,8 @@ def finalize_invoice(
     invoice: Invoice, actor: audit.Actor = audit.SYSTEM, at: datetime | None = None
 ) -> Invoice:
     """Recompute a draft and finalize it: numbered, issued today in the customer's timezone,
-    due after the net payment term, immutable. NotAllowed when it is not a draft."""
+    due after the net payment term, immutable; a zero-amount one of a customer that skips them
+    is closed instead (not numbered, no invoice.created). NotAllowed when it is not a draft."""
     if invoice.status != DRAFT:
         raise NotAllowed("invoice_not_draft")
     _compute(invoice)
@@ -871,6 +898,11 @@ def finalize_invoice(
 
 def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
     customer = invoice.customer
+    if _closes(invoice):
+        _issue(invoice, CLOSED, at)
+        db.session.flush()
+        _record(invoice, "invoice.closed", actor)
+        return
     # One statement takes the customer's row lock and the next number: two finalizations wait
     # for each other and never share a number.
     sequence = db.session.execute(
@@ -883,13 +915,7 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
     set_committed_value(customer, "invoices_sequence", sequence)
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
-    invoice.issuing_date = local_date(at, customer.applicable_timezone)
-    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
-    invoice.grace_period_ends_at = None
-    # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
-    if invoice.total_amount_cents == 0:
-        invoice.payment_status = PaymentStatus.SUCCEEDED
-    invoice.transition(FINALIZED, at)
+    _issue(invoice, FINALIZED, at)
     db.session.flush()
     _record(invoice, "invoice.finalized", actor)
     outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
@@ -949,6 +975,36 @@ def mark_overdue_invoices(at: datetime | None = None) -> list[Invoice]:
         )
         marked.append(invoice)
     return marked
+
+
+def reschedule_drafts(organization: Organization, customer: Customer | None = None) -> int:
+    """After a grace period change, move the end of the drafts' grace period: `grace` days
+    after each draft's issuing date (its local date of creation), at midnight of its customer's
+    zone. Drafts of this customer, or (no customer: the organization's grace period changed)
+    of every customer following the organization's. A draft whose new end has passed is
+    finalized by the next run of the finalize job. Returns how many drafts moved."""
+    query = (
+        select(Invoice)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.organization_id == organization.id, Invoice.status == DRAFT)
+        .options(joinedload(Invoice.customer))
+    )
+    if customer is not None:
+        query = query.where(Invoice.customer_id == customer.id)
+    else:
+        query = query.where(Customer.invoice_grace_period.is_(None))
+    moved = 0
+    for invoice in db.session.scalars(query):
+        owner = invoice.customer
+        ends_at = local_midnight(
+            invoice.issuing_date + timedelta(days=_grace_period(owner)), owner.applicable_timezone
+        )
+        if invoice.grace_period_ends_at != ends_at:
+            invoice.grace_period_ends_at = ends_at
+            invoice.updated_at = now_utc()
+            moved += 1
+    db.session.flush()
+    return moved
 
 
 def count_customer_drafts(customer: Customer) -> int:
@@ -1237,42 +1293,3 @@ def _record(
         changes=changes,
         customer_id=invoice.customer_id,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Customer balances
-
-
-@dataclass
-class CustomerBalance:
-    """A customer's money in one currency, in its minor units."""
-
-    currency: str
-    #: finalized invoices not paid yet: what is still due on them
-    outstanding_cents: int
-    #: the part of `outstanding_cents` past its due date (flagged overdue)
-    overdue_cents: int
-    #: total of the finalized invoices, paid or not (drafts and voided ones left out)
-    gross_revenue_cents: int
-
-
-def customer_balances(customer: Customer) -> list[CustomerBalance]:
-    """The customer's outstanding, overdue and gross revenue amounts, one per invoice
-    currency (by code), in one query."""
-    due = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
-    unpaid = Invoice.payment_status != PaymentStatus.SUCCEEDED
-    rows = db.session.execute(
-        select(
-            Invoice.currency,
-            func.coalesce(func.sum(due).filter(unpaid), 0),
-            func.coalesce(func.sum(due).filter(unpaid, Invoice.payment_overdue.is_(True)), 0),
-            func.sum(Invoice.total_amount_cents),
-        )
-        .where(Invoice.customer_id == customer.id, Invoice.status == FINALIZED)
-        .group_by(Invoice.currency)
-        .order_by(Invoice.currency)
-    )
-    return [
-        CustomerBalance(currency, int(outstanding), int(overdue), int(gross))
-        for currency, outstanding, overdue, gross in rows
-    ]

@@ -23,6 +23,7 @@ from blueprints.console import (  # noqa: E402,F401
     catalog,
     customers,
     dashboard,
+    finance,
     imports,
     invoices,
     settings,
