@@ -146,12 +146,6 @@ def month_range(organization: Organization, months: int, at: datetime | None = N
     return [add_months(last, offset) for offset in range(1 - months, 1)]
 
 
-def _first_month(organization: Organization, filters: AnalyticsFilters) -> date | None:
-    if filters.months is None:
-        return None
-    return add_months(current_month(organization), 1 - filters.months)
-
-
 # ---------------------------------------------------------------------------------------------
 # Invoice figures
 
@@ -184,9 +178,10 @@ def _invoice_conditions(
     ]
     if filters.currency:
         conditions.append(Invoice.currency == filters.currency)
-    first = _first_month(organization, filters)
-    if first is not None:
-        conditions.append(date_column >= first)
+    if filters.months is not None:
+        this_month = current_month(organization)
+        conditions.append(date_column >= add_months(this_month, 1 - filters.months))
+        conditions.append(date_column < add_months(this_month, 1))
     return conditions
 
 
@@ -296,7 +291,8 @@ def invoice_collection(
 
 def mrr(organization: Organization, filters: AnalyticsFilters) -> list[Mrr]:
     """Per month (every month of the window, 12 by default) and currency: the monthly share of
-    the base fees of the subscriptions active at the end of the month (now, this month)."""
+    the base fees of the subscriptions active at the end of the month (now, this month): started
+    before that instant and not terminated before it."""
     now = now_utc()
     months = month_range(organization, filters.months or 12, now)
     zone = ZoneInfo(organization.timezone)
@@ -333,8 +329,8 @@ def mrr(organization: Organization, filters: AnalyticsFilters) -> list[Mrr]:
         for index, instant in enumerate(instants):
             if (
                 started_at is not None
-                and started_at <= instant
-                and (terminated_at is None or terminated_at > instant)
+                and started_at < instant
+                and (terminated_at is None or terminated_at >= instant)
             ):
                 totals[currency][index] += share
     return [
