@@ -14,8 +14,11 @@ from sqlalchemy import update
 from billing.models import Fee, Invoice, Subscription
 from billing.services import analytics
 from extensions import db
-from tests import factories
-from tests.test_invoicing import at, clock, close, subscribe  # noqa: F401  (clock: a fixture)
+from tests import factories, test_invoicing
+from tests.test_invoicing import at, close, subscribe
+
+#: the frozen clock of the invoicing tests (a fixture)
+clock = test_invoicing.clock
 
 
 def add_invoice(
@@ -284,8 +287,11 @@ def test_another_organizations_invoices_do_not_count(api_client, org, acme):
     other = factories.make_organization()
     stranger = factories.make_customer(other, external_id="acme", currency="EUR")
     add_invoice(other, stranger, "2024-01-01", 5000, due="2024-01-01", overdue=True)
-    for path, key in [("gross_revenue", "gross_revenues"), ("overdue_balance",
-                      "overdue_balances"), ("invoice_collection", "invoice_collections")]:  # fmt: skip
+    for path, key in [
+        ("gross_revenue", "gross_revenues"),
+        ("overdue_balance", "overdue_balances"),
+        ("invoice_collection", "invoice_collections"),
+    ]:
         assert api_client.get(f"/api/v1/analytics/{path}").get_json() == {key: []}
 
 
