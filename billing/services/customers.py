@@ -165,7 +165,7 @@ def _save(
     customer.updated_at = now_utc()
     if before is not None and "timezone" in changes:
         apply_timezone_change(organization, customer)
-    if before is not None and "invoice_grace_period" in changes:
+    if before is not None and "billing_configuration.invoice_grace_period" in changes:
         from billing.services.invoicing import reschedule_drafts  # noqa: PLC0415  (see above)
 
         reschedule_drafts(organization, customer)

@@ -690,16 +690,42 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
     """`_finalize`, at their creation, of invoices just inserted: the customers' numbers taken
     in one statement (their row locks, held until the commit, and their counters together;
     on PostgreSQL the rows are locked in id order first, so two closes wait for each other
-    and never deadlock), the invoices updated in one."""
+    and never deadlock), the invoices updated in one. Zero-amount invoices of customers that
+    skip them are closed, unnumbered."""
     if not invoices:
         return
-    connection = db.session.connection()
-    closed = [invoice for invoice in invoices if _closes(invoice)]
     by_customer: dict[int, list[Any]] = {}
     for invoice in invoices:
-        if not _closes(invoice):
+        if _closes(invoice):
+            _issue(invoice, CLOSED, invoice.created_at)
+        else:
             by_customer.setdefault(invoice.customer_id, []).append(invoice)
-    customer_ids = sorted(by_customer)
+    last_numbers = _take_numbers({customer: len(own) for customer, own in by_customer.items()})
+    for customer_id, own in by_customer.items():
+        last = last_numbers[customer_id]
+        customer = own[0].customer
+        set_committed_value(customer, "invoices_sequence", last)
+        for sequence, invoice in enumerate(own, start=last - len(own) + 1):
+            invoice.sequential_id = sequence
+            invoice.number = f"{customer.slug}-{sequence:03d}"
+            _issue(invoice, FINALIZED, invoice.created_at)
+    db.session.connection().execute(
+        _FINALIZE_NEW,
+        [
+            {"invoice_id": invoice.id}
+            | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
+            for invoice in invoices
+        ],
+    )
+
+
+def _take_numbers(counts: dict[int, int]) -> dict[int, int]:
+    """Take `counts[customer id]` invoice numbers of each customer in one statement; each
+    customer's last number taken (none: nothing to take)."""
+    if not counts:
+        return {}
+    connection = db.session.connection()
+    customer_ids = sorted(counts)
     if connection.dialect.name == "postgresql":
         connection.execute(
             select(_CUSTOMERS.c.id)
@@ -707,42 +733,17 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             .order_by(_CUSTOMERS.c.id)
             .with_for_update()
         )
-    last_numbers: dict[int, int] = dict(
+    return dict(
         connection.execute(
             update(_CUSTOMERS)
             .where(_CUSTOMERS.c.id.in_(customer_ids))
             .values(
                 invoices_sequence=_CUSTOMERS.c.invoices_sequence
-                + case(
-                    {customer_id: len(own) for customer_id, own in by_customer.items()},
-                    value=_CUSTOMERS.c.id,
-                )
+                + case(counts, value=_CUSTOMERS.c.id)
             )
             .returning(_CUSTOMERS.c.id, _CUSTOMERS.c.invoices_sequence)
         ).all()
     )
-    parameters = []
-    for customer_id in customer_ids:
-        own = by_customer[customer_id]
-        last = last_numbers[customer_id]
-        customer = own[0].customer
-        set_committed_value(customer, "invoices_sequence", last)
-        for sequence, invoice in enumerate(own, start=last - len(own) + 1):
-            at = invoice.created_at
-            invoice.sequential_id = sequence
-            invoice.number = f"{customer.slug}-{sequence:03d}"
-            _issue(invoice, FINALIZED, at)
-            parameters.append(
-                {"invoice_id": invoice.id}
-                | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
-            )
-    for invoice in closed:
-        _issue(invoice, CLOSED, invoice.created_at)
-        parameters.append(
-            {"invoice_id": invoice.id}
-            | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
-        )
-    connection.execute(_FINALIZE_NEW, parameters)
 
 
 def finalizes_zero_amount(customer: Customer) -> bool:
