@@ -82,8 +82,8 @@ class Invoice(Base):
         Index(
             "ix_invoices_overdue_customer",
             "customer_id",
-            postgresql_where=text("payment_overdue"),
-            sqlite_where=text("payment_overdue = 1"),
+            postgresql_where=text("payment_overdue AND status = 'finalized'"),
+            sqlite_where=text("payment_overdue = 1 AND status = 'finalized'"),
         ),
         # Lago's amount relations (§10.1), so no code path can store an inconsistent invoice
         CheckConstraint(

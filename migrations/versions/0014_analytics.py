@@ -5,7 +5,7 @@ Revision ID: 0014
 Revises: 0007
 Create Date: 2026-12-01
 
-- `ix_invoices_overdue_customer`: a partial index of the overdue invoices by customer, which
+- `ix_invoices_overdue_customer`: a partial index of the overdue (finalized) invoices by customer, which
   answers the customer list's overdue badge and filter (an EXISTS per customer) without reading
   the customer's other invoices.
 - `closed`: a zero-amount invoice that is not finalized (`finalize_zero_amount_invoice` skip),
@@ -27,8 +27,8 @@ down_revision = '0007'
 branch_labels = None
 depends_on = None
 
-OVERDUE_PG = sa.text('payment_overdue')
-OVERDUE_SQLITE = sa.text('payment_overdue = 1')
+OVERDUE_PG = sa.text("payment_overdue AND status = 'finalized'")
+OVERDUE_SQLITE = sa.text("payment_overdue = 1 AND status = 'finalized'")
 OLD_STATUSES = "status IN ('draft', 'finalized', 'voided')"
 NEW_STATUSES = "status IN ('draft', 'finalized', 'voided', 'closed')"
 
