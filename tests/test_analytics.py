@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import select, update
 
 from billing.models import Fee, Invoice, Subscription
 from billing.services import analytics
@@ -301,23 +301,29 @@ def test_month_range_ends_with_the_current_month(org, clock):
     assert analytics.month_range(org, 3) == [date(2023, 12, 1), date(2024, 1, 1), date(2024, 2, 1)]
 
 
-def test_the_overdue_filter_probes_the_partial_index(org, acme, backend):
-    """The customer list's overdue badge and filter are an EXISTS per customer: its condition
-    must match ix_invoices_overdue_customer's predicate, or each probe reads every invoice of
-    the customer (PostgreSQL is kept off sequential scans: with a few rows it would prefer one
-    whatever the indexes)."""
-    from sqlalchemy import select  # noqa: PLC0415
+def plan_of(query, backend):
+    """The database's plan of `query`, run with its bound parameters as the application runs
+    it (PostgreSQL kept off sequential scans: with a few rows it would prefer one whatever
+    the indexes)."""
+    compiled = query.compile(db.session.connection())
+    connection = db.session.connection()
+    if backend == "postgresql":
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        rows = connection.exec_driver_sql(f"EXPLAIN {compiled.string}", compiled.params)
+        return "\n".join(row[0] for row in rows)
+    params = tuple(compiled.params[name] for name in compiled.positiontup)
+    rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled.string}", params)
+    return "\n".join(row[-1] for row in rows)
 
+
+def test_the_overdue_filter_and_badge_read_the_partial_index(org, acme, backend):
+    """The customer list's overdue filter reads the customers from ix_invoices_overdue_customer
+    and its badge probes it: their conditions match its predicate, constants inline (a bound
+    parameter cannot prove a partial index's predicate)."""
     from billing.models import Customer  # noqa: PLC0415
     from billing.services.customers import CustomerFilters, customer_conditions  # noqa: PLC0415
 
-    query = select(Customer.id).where(*customer_conditions(org, CustomerFilters(overdue=True)))
-    compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
-    if backend == "postgresql":
-        db.session.execute(text("SET LOCAL enable_seqscan = off"))
-        plan = "\n".join(db.session.scalars(text(f"EXPLAIN {compiled}")))
-    else:
-        plan = "\n".join(
-            row[-1] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))
-        )
-    assert "ix_invoices_overdue_customer" in plan
+    listed = select(Customer.id).where(*customer_conditions(org, CustomerFilters(overdue=True)))
+    assert "ix_invoices_overdue_customer" in plan_of(listed, backend)
+    badge = select(Customer.has_overdue_invoices).where(Customer.id == acme.id)
+    assert "ix_invoices_overdue_customer" in plan_of(badge, backend)

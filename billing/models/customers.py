@@ -17,8 +17,10 @@ from sqlalchemy import (
     Uuid,
     column,
     exists,
+    literal_column,
     table,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
@@ -169,8 +171,9 @@ class Customer(Base):
     has_overdue_invoices: Mapped[bool] = column_property(
         exists().where(
             _invoices.c.customer_id == id,
-            _invoices.c.payment_overdue == True,  # noqa: E712  (matches the index predicate)
-            _invoices.c.status == "finalized",
+            # the index predicate, constants inline (see analytics.OVERDUE)
+            _invoices.c.payment_overdue == true(),
+            _invoices.c.status == literal_column("'finalized'"),
         )
     )
 

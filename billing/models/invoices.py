@@ -67,6 +67,11 @@ class FeeType(enum.StrEnum):
 
 #: Lago's invoice object version
 INVOICE_VERSION = 4
+#: the predicate of ix_invoices_overdue_customer (the overdue finalized invoices), by database
+OVERDUE_PREDICATE = {
+    "postgresql": "payment_overdue AND status = 'finalized'",
+    "sqlite": "payment_overdue = 1 AND status = 'finalized'",
+}
 
 
 class Invoice(Base):
@@ -82,8 +87,8 @@ class Invoice(Base):
         Index(
             "ix_invoices_overdue_customer",
             "customer_id",
-            postgresql_where=text("payment_overdue AND status = 'finalized'"),
-            sqlite_where=text("payment_overdue = 1 AND status = 'finalized'"),
+            postgresql_where=text(OVERDUE_PREDICATE["postgresql"]),
+            sqlite_where=text(OVERDUE_PREDICATE["sqlite"]),
         ),
         # Lago's amount relations (§10.1), so no code path can store an inconsistent invoice
         CheckConstraint(

@@ -26,7 +26,20 @@ from fractions import Fraction
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, cast, extract, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    cast,
+    extract,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.orm import joinedload
 
 from billing.models import (
@@ -43,6 +56,7 @@ from billing.models import (
     Subscription,
     SubscriptionStatus,
 )
+from billing.models.invoices import OVERDUE_PREDICATE
 from billing.models.plans import PlanInterval
 from billing.money import currency_exponent, to_minor_units
 from billing.periods import local_date
@@ -55,12 +69,25 @@ MAX_MONTHS = 1200
 #: what revenue counts: issued invoices, not drafts, not voided ones
 REVENUE: ColumnElement[bool] = Invoice.status == InvoiceStatus.FINALIZED
 #: an overdue invoice: issued, past its due date and unpaid (the overdue job flags it; a payment
-#: clears the flag). `payment_overdue == True` as written matches the partial index
-#: ix_invoices_overdue_customer on both databases.
+#: clears the flag). Written as the predicate of the partial index ix_invoices_overdue_customer,
+#: constants inline: neither database can use a partial index for a bound parameter.
 OVERDUE: ColumnElement[bool] = and_(
-    Invoice.payment_overdue == True,  # noqa: E712
-    Invoice.status == InvoiceStatus.FINALIZED,
+    Invoice.payment_overdue == true(),
+    Invoice.status == literal_column(f"'{InvoiceStatus.FINALIZED}'"),
 )
+
+
+def overdue_customer_ids(dialect: str) -> Select[Any]:
+    """The ids of the customers with overdue invoices, read from ix_invoices_overdue_customer
+    alone. SQLite, without statistics, would rather read every finalized invoice through
+    ix_invoices_status_grace, and SQLAlchemy renders no index hint for it: it is named there."""
+    if dialect != "sqlite":
+        return select(Invoice.customer_id).where(OVERDUE)
+    return (
+        select(literal_column("customer_id"))
+        .select_from(text("invoices INDEXED BY ix_invoices_overdue_customer"))
+        .where(text(OVERDUE_PREDICATE["sqlite"]))
+    )
 #: what is still due on an invoice, in its minor units
 _DUE = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
 

@@ -23,6 +23,7 @@ from billing.models import (
 from billing.models.customers import CustomerStatus
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
+from billing.services.analytics import overdue_customer_ids
 from billing.services.customer_input import CustomerInput, parse_customer_input
 from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
@@ -374,11 +375,12 @@ def customer_conditions(
         organization_id == organization.id,
         *_status_conditions(filters.status),
     ]
-    if filters.overdue is not None:
-        # the correlated EXISTS of `has_overdue_invoices`, on ix_invoices_overdue_customer
-        conditions.append(
-            Customer.has_overdue_invoices if filters.overdue else ~Customer.has_overdue_invoices
-        )
+    if filters.overdue:
+        # The customers come from ix_invoices_overdue_customer (the overdue invoices only),
+        # not from a probe per customer of the organization.
+        conditions.append(Customer.id.in_(overdue_customer_ids(db.engine.dialect.name)))
+    elif filters.overdue is False:
+        conditions.append(~Customer.has_overdue_invoices)
     if filters.created_from is not None:
         conditions.append(Customer.created_at >= filters.created_from)
     if filters.created_before is not None:
