@@ -80,7 +80,7 @@ def test_a_zero_amount_draft_is_closed_at_the_end_of_its_grace_period(org, clock
     assert analytics.gross_revenue(org, AnalyticsFilters()) == []
 
 
-def test_a_closed_invoice_cannot_be_finalized_or_voided(org, clock):
+def test_a_closed_invoice_is_shown_and_cannot_be_finalized_or_voided(agent_client, org, clock):
     org.finalize_zero_amount_invoice = False
     db.session.commit()
     subscribe(org, clock, "2024-01-01T00:00:00", amount_cents=0)
@@ -90,6 +90,28 @@ def test_a_closed_invoice_cannot_be_finalized_or_voided(org, clock):
         invoicing.finalize_invoice(invoice)
     with pytest.raises(invoicing.NotAllowed):
         invoicing.void_invoice(invoice, TEST_ACTOR)
+    page = agent_client.get(f"/invoices/{invoice.lago_id}")
+    assert page.status_code == 200
+    assert "Closed (zero amount)</span>" in page.text
+    assert "Finalize</button>" not in page.text and "Void…</button>" not in page.text
+    listed = agent_client.get("/invoices?status=closed")
+    assert invoice.number in listed.text
+
+
+def test_the_organization_setting_is_edited_in_settings(agent_client, org):
+    from tests.test_console_settings import settings_form  # noqa: PLC0415
+
+    response = agent_client.post(
+        "/settings", data=settings_form(org, finalize_zero_amount_invoice="skip")
+    )
+    assert response.status_code == 302
+    assert org.finalize_zero_amount_invoice is False
+    assert '<option selected value="skip">' in agent_client.get("/settings").text
+    refused = agent_client.post(
+        "/settings", data=settings_form(org, finalize_zero_amount_invoice="sometimes")
+    )
+    assert refused.status_code == 422
+    assert org.finalize_zero_amount_invoice is False
 
 
 def test_the_status_constraint_still_refuses_unknown_statuses(org, clock):
