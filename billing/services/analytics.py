@@ -12,7 +12,12 @@ One definition of each figure, shared by the API, the console and the customer l
   summed exactly and rounded once per currency.
 
 Months are those of the organization's timezone: `months=N` is the current month there and the
-N - 1 before it. Each figure is one grouped query; rows come back oldest month first.
+N - 1 before it. An invoice belongs to the month of its own dates (issuing or due), which are
+local dates of its customer's timezone. Each figure is one grouped query; rows come back oldest
+month first.
+
+Lago's gross revenue also subtracts credit-note refunds and adds pay-in-advance fees not yet
+invoiced; neither exists here yet, so both are nothing for now.
 """
 
 from __future__ import annotations
