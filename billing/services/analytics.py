@@ -80,6 +80,17 @@ OVERDUE: ColumnElement[bool] = and_(
     Invoice.payment_overdue == true(),
     Invoice.status == literal_column(f"'{InvoiceStatus.FINALIZED}'"),
 )
+#: what is still due on an invoice, in its minor units
+_DUE = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
+
+#: a plan interval's base fee → a month's share of it
+MONTHLY_SHARE = {
+    PlanInterval.WEEKLY: Fraction(52, 12),
+    PlanInterval.MONTHLY: Fraction(1),
+    PlanInterval.QUARTERLY: Fraction(1, 3),
+    PlanInterval.SEMIANNUAL: Fraction(1, 6),
+    PlanInterval.YEARLY: Fraction(1, 12),
+}
 
 
 def overdue_customer_ids(dialect: str) -> Select[Any]:
@@ -93,17 +104,6 @@ def overdue_customer_ids(dialect: str) -> Select[Any]:
         .select_from(text("invoices INDEXED BY ix_invoices_overdue_customer"))
         .where(text(OVERDUE_PREDICATE["sqlite"]))
     )
-#: what is still due on an invoice, in its minor units
-_DUE = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
-
-#: a plan interval's base fee → a month's share of it
-MONTHLY_SHARE = {
-    PlanInterval.WEEKLY: Fraction(52, 12),
-    PlanInterval.MONTHLY: Fraction(1),
-    PlanInterval.QUARTERLY: Fraction(1, 3),
-    PlanInterval.SEMIANNUAL: Fraction(1, 6),
-    PlanInterval.YEARLY: Fraction(1, 12),
-}
 
 
 @dataclass(frozen=True)
