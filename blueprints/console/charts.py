@@ -109,6 +109,9 @@ class MonthlyChart(BarLayout):
     title: str
     currency: str
 
+    #: room for amounts such as "$20,000" on the axis
+    LEFT = 76
+
     @classmethod
     def build(
         cls,
@@ -121,7 +124,8 @@ class MonthlyChart(BarLayout):
         layout = cls.layout(
             series,
             today=today,
-            value_text=value_text,
+            # the axis shows round amounts: no zero cents
+            value_text=lambda amount: value_text(amount).removesuffix(".00"),
             label_text=lambda month: f"{month:%b %y}",
             bar_text=lambda month, amount, _future: f"{month:%B %Y}: {value_text(amount)}",
         )

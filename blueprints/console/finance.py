@@ -5,7 +5,7 @@ metric). Every figure comes from the analytics service, as the API's do."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -22,15 +22,6 @@ from blueprints.console.helpers import current_organization
 
 #: months the charts show
 MONTHS = 12
-
-
-@dataclass
-class MonthRow:
-    """One month of a table next to a chart, amounts in minor units."""
-
-    month: date
-    amount_cents: int
-    count: int = 0
 
 
 def _charts(
@@ -54,7 +45,9 @@ def _charts(
     return charts
 
 
-def _money_text(currency: str) -> Any:
+def _money_text(currency: str) -> Callable[[Decimal], str]:
+    """An amount in major units of `currency`, as the console shows money."""
+
     def text(amount: Decimal) -> str:
         return format_money(to_minor_units(amount, currency), currency)
 
@@ -72,7 +65,7 @@ def customer_analytics_context(customer: Customer) -> dict[str, Any]:
     by_metric: dict[str, list[tuple[date, str, int]]] = defaultdict(list)
     for row in usage:
         by_metric[row.code].append((row.month, row.currency, row.amount_cents))
-    usage_totals = defaultdict(int)
+    usage_totals: dict[tuple[str, str], int] = defaultdict(int)
     for row in usage:
         usage_totals[(row.code, row.currency)] += row.amount_cents
     return {
