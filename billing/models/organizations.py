@@ -6,16 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import (
-    CheckConstraint,
-    Enum,
-    ForeignKey,
-    Index,
-    LargeBinary,
-    String,
-    Uuid,
-    true,
-)
+from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.ids import new_lago_id
@@ -45,7 +36,7 @@ class Organization(Base):
     net_payment_term: Mapped[int] = mapped_column(default=0)
     #: whether a zero-amount invoice is finalized (else closed unnumbered), for customers that
     #: inherit (Lago's organization setting)
-    finalize_zero_amount_invoice: Mapped[bool] = mapped_column(default=True, server_default=true())
+    finalize_zero_amount_invoice: Mapped[bool] = mapped_column(default=True)
     #: origins allowed to frame the customer portal (CSP frame-ancestors)
     portal_embed_origins: Mapped[list[str]] = mapped_column(JSONType, default=list)
     #: HMAC secret of outgoing webhooks
