@@ -1,8 +1,8 @@
 """Analytics: the overdue-customer index, the `closed` invoice status, the organization's
 zero-amount invoice setting.
 
-Revision ID: 0014
-Revises: 0007
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 
 - `ix_invoices_overdue_customer`: a partial index of the overdue (finalized) invoices by customer, which
@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0014'
-down_revision = '0007'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
