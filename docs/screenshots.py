@@ -66,6 +66,8 @@ def main() -> None:
             page.screenshot(path=str(OUT / "plan.png"), full_page=True)
             page.goto(f"{base}/audit")
             page.screenshot(path=str(OUT / "audit.png"))
+            page.goto(f"{base}/finance")
+            page.screenshot(path=str(OUT / "finance.png"), full_page=True)
             context.close()
         server.shutdown()
     print(f"screenshots written to {OUT}")

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.money import format_money
+from billing.services import analytics, invoicing
 from billing.services import customers as customer_service
-from billing.services import invoicing
 from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
@@ -388,5 +388,5 @@ def test_customer_header_shows_outstanding_overdue_and_gross_revenue(
     invoicing.update_invoice(april, {"payment_status": "succeeded"}, invoicing.audit.SYSTEM)
     db.session.commit()
     assert slots() == (money(0), money(0), money(1150))
-    [balance] = invoicing.customer_balances(acme)
+    [balance] = analytics.customer_balances(acme)
     assert (balance.currency, balance.gross_revenue_cents) == ("EUR", 1150)

@@ -30,6 +30,7 @@ def settings_form(org, **overrides):
         "net_payment_term": str(org.net_payment_term),
         "portal_embed_origins": "\n".join(org.portal_embed_origins or []),
         "brand_color": org.brand_color,
+        "finalize_zero_amount_invoice": "finalize" if org.finalize_zero_amount_invoice else "skip",
     }
     data.update(overrides)
     return data

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     Uuid,
     column,
     exists,
+    literal_column,
     table,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, column_property, mapped_column, relationship
 
@@ -38,6 +41,10 @@ LIST_INDEXED_COLUMNS = ("name", "email", "country", "currency")
 #: the subscriptions table as far as a customer's status needs it (the Subscription model
 #: imports this module, so it cannot be imported here)
 _subscriptions = table("subscriptions", column("customer_id"), column("status"))
+#: the invoices table as far as the overdue flag needs it (same reason)
+_invoices = table(
+    "invoices", column("customer_id"), column("status"), column("payment_overdue", Boolean)
+)
 
 
 class CustomerStatus(enum.StrEnum):
@@ -163,6 +170,17 @@ class Customer(Base):
     #: when they change a subscription's status
     has_active_subscription: Mapped[bool] = column_property(
         exists().where(_subscriptions.c.customer_id == id, _subscriptions.c.status == "active")
+    )
+    #: whether the customer has overdue invoices (analytics.OVERDUE): an EXISTS probe of the
+    #: partial index ix_invoices_overdue_customer, loaded with the row (the list's badge and
+    #: filter)
+    has_overdue_invoices: Mapped[bool] = column_property(
+        exists().where(
+            _invoices.c.customer_id == id,
+            # the index predicate, constants inline (see analytics.OVERDUE)
+            _invoices.c.payment_overdue == true(),
+            _invoices.c.status == literal_column("'finalized'"),
+        )
     )
 
     organization: Mapped[Organization] = relationship()

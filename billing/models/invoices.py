@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -39,11 +40,14 @@ class InvoiceStatus(enum.StrEnum):
     DRAFT = "draft"
     FINALIZED = "finalized"
     VOIDED = "voided"
+    #: a zero-amount invoice left unfinalized (`finalize_zero_amount_invoice` skip): not
+    #: numbered, not sent, not counted
+    CLOSED = "closed"
 
 
 #: the only legal status moves
 INVOICE_TRANSITIONS = {
-    InvoiceStatus.DRAFT: {InvoiceStatus.FINALIZED},
+    InvoiceStatus.DRAFT: {InvoiceStatus.FINALIZED, InvoiceStatus.CLOSED},
     InvoiceStatus.FINALIZED: {InvoiceStatus.VOIDED},
 }
 
@@ -69,6 +73,11 @@ class FeeType(enum.StrEnum):
 
 #: Lago's invoice object version
 INVOICE_VERSION = 4
+#: the predicate of ix_invoices_overdue_customer (the overdue finalized invoices), by database
+OVERDUE_PREDICATE = {
+    "postgresql": "payment_overdue AND status = 'finalized'",
+    "sqlite": "payment_overdue = 1 AND status = 'finalized'",
+}
 
 
 class Invoice(Base):
@@ -80,6 +89,13 @@ class Invoice(Base):
         Index("ix_invoices_customer_created", "customer_id", "created_at"),
         Index("ix_invoices_status_grace", "status", "grace_period_ends_at"),
         Index("ix_invoices_overdue_scan", "payment_status", "payment_overdue", "payment_due_date"),
+        # the overdue invoices by customer: the customer list's overdue badge and filter
+        Index(
+            "ix_invoices_overdue_customer",
+            "customer_id",
+            postgresql_where=text(OVERDUE_PREDICATE["postgresql"]),
+            sqlite_where=text(OVERDUE_PREDICATE["sqlite"]),
+        ),
         # Lago's amount relations (§10.1), so no code path can store an inconsistent invoice
         CheckConstraint(
             "sub_total_excluding_taxes_amount_cents = fees_amount_cents - coupons_amount_cents"
@@ -102,7 +118,9 @@ class Invoice(Base):
             " AND total_paid_amount_cents >= 0 AND total_amount_cents >= 0",
             name="ck_invoices_amounts_not_negative",
         ),
-        CheckConstraint("status IN ('draft', 'finalized', 'voided')", name="ck_invoices_status"),
+        CheckConstraint(
+            "status IN ('draft', 'finalized', 'voided', 'closed')", name="ck_invoices_status"
+        ),
         CheckConstraint(
             "payment_status IN ('pending', 'succeeded', 'failed')",
             name="ck_invoices_payment_status",

@@ -34,6 +34,9 @@ class Organization(Base):
     invoice_grace_period: Mapped[int] = mapped_column(default=0)
     #: days between an invoice's issuing date and its due date
     net_payment_term: Mapped[int] = mapped_column(default=0)
+    #: whether a zero-amount invoice is finalized (else closed unnumbered), for customers that
+    #: inherit (Lago's organization setting)
+    finalize_zero_amount_invoice: Mapped[bool] = mapped_column(default=True)
     #: origins allowed to frame the customer portal (CSP frame-ancestors)
     portal_embed_origins: Mapped[list[str]] = mapped_column(JSONType, default=list)
     #: HMAC secret of outgoing webhooks

@@ -25,6 +25,7 @@ from billing.models.customers import CustomerStatus
 from billing.models.taxes import customer_taxes
 from billing.serializers import serialize_customer
 from billing.services import audit, outbox
+from billing.services.analytics import overdue_customer_ids
 from billing.services.customer_input import CustomerInput, parse_customer_input
 from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
@@ -170,6 +171,10 @@ def _save(
     customer.updated_at = now_utc()
     if before is not None and "timezone" in changes:
         apply_timezone_change(organization, customer)
+    if before is not None and "billing_configuration.invoice_grace_period" in changes:
+        from billing.services.invoicing import reschedule_drafts  # noqa: PLC0415  (see above)
+
+        reschedule_drafts(organization, customer)
     event = "customer.created" if before is None else "customer.updated"
     audit.record_activity(
         organization_id=organization.id,
@@ -357,6 +362,8 @@ class CustomerFilters:
     #: created at or after / strictly before (UTC-aware)
     created_from: datetime | None = None
     created_before: datetime | None = None
+    #: True: customers with overdue invoices only; False: without
+    overdue: bool | None = None
 
 
 def customer_conditions(
@@ -377,6 +384,12 @@ def customer_conditions(
         organization_id == organization.id,
         *_status_conditions(filters.status),
     ]
+    if filters.overdue:
+        # The customers come from ix_invoices_overdue_customer (the overdue invoices only),
+        # not from a probe per customer of the organization.
+        conditions.append(Customer.id.in_(overdue_customer_ids(db.engine.dialect.name)))
+    elif filters.overdue is False:
+        conditions.append(~Customer.has_overdue_invoices)
     if filters.created_from is not None:
         conditions.append(Customer.created_at >= filters.created_from)
     if filters.created_before is not None:

@@ -121,6 +121,7 @@ PENDING = SubscriptionStatus.PENDING
 DRAFT = InvoiceStatus.DRAFT
 FINALIZED = InvoiceStatus.FINALIZED
 VOIDED = InvoiceStatus.VOIDED
+CLOSED = InvoiceStatus.CLOSED
 
 
 @dataclass
@@ -577,6 +578,8 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         if invoice.status == DRAFT:
             _record(invoice, "invoice.drafted", audit.SYSTEM)
             outbox.emit(invoice.organization_id, "invoice.drafted", "invoice", _payload(invoice))
+        elif invoice.status == CLOSED:
+            _record(invoice, "invoice.closed", audit.SYSTEM)
         else:
             _record(invoice, "invoice.finalized", audit.SYSTEM)
             outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
@@ -706,14 +709,42 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
     """`_finalize`, at their creation, of invoices just inserted: the customers' numbers taken
     in one statement (their row locks, held until the commit, and their counters together;
     on PostgreSQL the rows are locked in id order first, so two closes wait for each other
-    and never deadlock), the invoices updated in one."""
+    and never deadlock), the invoices updated in one. Zero-amount invoices of customers that
+    skip them are closed, unnumbered."""
     if not invoices:
         return
-    connection = db.session.connection()
     by_customer: dict[int, list[Any]] = {}
     for invoice in invoices:
-        by_customer.setdefault(invoice.customer_id, []).append(invoice)
-    customer_ids = sorted(by_customer)
+        if _closes(invoice):
+            _issue(invoice, CLOSED, invoice.created_at)
+        else:
+            by_customer.setdefault(invoice.customer_id, []).append(invoice)
+    last_numbers = _take_numbers({customer: len(own) for customer, own in by_customer.items()})
+    for customer_id, own in by_customer.items():
+        last = last_numbers[customer_id]
+        customer = own[0].customer
+        set_committed_value(customer, "invoices_sequence", last)
+        for sequence, invoice in enumerate(own, start=last - len(own) + 1):
+            invoice.sequential_id = sequence
+            invoice.number = f"{customer.slug}-{sequence:03d}"
+            _issue(invoice, FINALIZED, invoice.created_at)
+    db.session.connection().execute(
+        _FINALIZE_NEW,
+        [
+            {"invoice_id": invoice.id}
+            | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
+            for invoice in invoices
+        ],
+    )
+
+
+def _take_numbers(counts: dict[int, int]) -> dict[int, int]:
+    """Take `counts[customer id]` invoice numbers of each customer in one statement; each
+    customer's last number taken (none: nothing to take)."""
+    if not counts:
+        return {}
+    connection = db.session.connection()
+    customer_ids = sorted(counts)
     if connection.dialect.name == "postgresql":
         connection.execute(
             select(_CUSTOMERS.c.id)
@@ -721,44 +752,40 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             .order_by(_CUSTOMERS.c.id)
             .with_for_update()
         )
-    last_numbers: dict[int, int] = dict(
+    return dict(
         connection.execute(
             update(_CUSTOMERS)
             .where(_CUSTOMERS.c.id.in_(customer_ids))
             .values(
                 invoices_sequence=_CUSTOMERS.c.invoices_sequence
-                + case(
-                    {customer_id: len(own) for customer_id, own in by_customer.items()},
-                    value=_CUSTOMERS.c.id,
-                )
+                + case(counts, value=_CUSTOMERS.c.id)
             )
             .returning(_CUSTOMERS.c.id, _CUSTOMERS.c.invoices_sequence)
         ).all()
     )
-    parameters = []
-    for customer_id in customer_ids:
-        own = by_customer[customer_id]
-        last = last_numbers[customer_id]
-        customer = own[0].customer
-        set_committed_value(customer, "invoices_sequence", last)
-        for sequence, invoice in enumerate(own, start=last - len(own) + 1):
-            at = invoice.created_at
-            invoice.sequential_id = sequence
-            invoice.number = f"{customer.slug}-{sequence:03d}"
-            invoice.issuing_date = local_date(at, customer.applicable_timezone)
-            invoice.payment_due_date = invoice.issuing_date + timedelta(
-                days=invoice.net_payment_term
-            )
-            invoice.grace_period_ends_at = None
-            # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
-            if invoice.total_amount_cents == 0:
-                invoice.payment_status = PaymentStatus.SUCCEEDED
-            invoice.transition(FINALIZED, at)
-            parameters.append(
-                {"invoice_id": invoice.id}
-                | {f"new_{name}": getattr(invoice, name) for name in _FINALIZED_COLUMNS}
-            )
-    connection.execute(_FINALIZE_NEW, parameters)
+
+
+def finalizes_zero_amount(customer: Customer) -> bool:
+    """Whether the customer's zero-amount invoices are finalized (else closed): its own
+    `finalize_zero_amount_invoice`, or the organization's when it inherits."""
+    if customer.finalize_zero_amount_invoice == "inherit":
+        return customer.organization.finalize_zero_amount_invoice
+    return customer.finalize_zero_amount_invoice == "finalize"
+
+
+def _closes(invoice: Any) -> bool:
+    """A zero-amount invoice of a customer that skips them: closed, not finalized (Lago)."""
+    return invoice.total_amount_cents == 0 and not finalizes_zero_amount(invoice.customer)
+
+
+def _issue(invoice: Any, status: InvoiceStatus, at: datetime) -> None:
+    """The dates and status of an invoice leaving draft at `at` (finalized, or closed)."""
+    invoice.issuing_date = local_date(at, invoice.customer.applicable_timezone)
+    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
+    invoice.grace_period_ends_at = None
+    if invoice.total_amount_cents == 0:
+        invoice.payment_status = PaymentStatus.SUCCEEDED
+    invoice.transition(status, at)
 
 
 def _compute(invoice: Invoice) -> None:
@@ -881,7 +908,8 @@ def finalize_invoice(
     invoice: Invoice, actor: audit.Actor = audit.SYSTEM, at: datetime | None = None
 ) -> Invoice:
     """Recompute a draft and finalize it: numbered, issued today in the customer's timezone,
-    due after the net payment term, immutable. NotAllowed when it is not a draft."""
+    due after the net payment term, immutable; a zero-amount one of a customer that skips them
+    is closed instead (not numbered, no invoice.created). NotAllowed when it is not a draft."""
     if invoice.status != DRAFT:
         raise NotAllowed("invoice_not_draft")
     _compute(invoice)
@@ -900,6 +928,11 @@ def _finalize(
     """Number and finalize `invoice`; `event` is the outbox event announcing it, `activity`
     its audit entry (a one-off invoice has its own: invoice.one_off_created)."""
     customer = invoice.customer
+    if _closes(invoice):
+        _issue(invoice, CLOSED, at)
+        db.session.flush()
+        _record(invoice, "invoice.closed", actor)
+        return
     # One statement takes the customer's row lock and the next number: two finalizations wait
     # for each other and never share a number.
     sequence = db.session.execute(
@@ -912,13 +945,7 @@ def _finalize(
     set_committed_value(customer, "invoices_sequence", sequence)
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
-    invoice.issuing_date = local_date(at, customer.applicable_timezone)
-    invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
-    invoice.grace_period_ends_at = None
-    # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
-    if invoice.total_amount_cents == 0:
-        invoice.payment_status = PaymentStatus.SUCCEEDED
-    invoice.transition(FINALIZED, at)
+    _issue(invoice, FINALIZED, at)
     db.session.flush()
     _record(invoice, activity, actor)
     outbox.emit(invoice.organization_id, event, "invoice", _payload(invoice))
@@ -978,6 +1005,36 @@ def mark_overdue_invoices(at: datetime | None = None) -> list[Invoice]:
         )
         marked.append(invoice)
     return marked
+
+
+def reschedule_drafts(organization: Organization, customer: Customer | None = None) -> int:
+    """After a grace period change, move the end of the drafts' grace period: `grace` days
+    after each draft's issuing date (its local date of creation), at midnight of its customer's
+    zone. Drafts of this customer, or (no customer: the organization's grace period changed)
+    of every customer following the organization's. A draft whose new end has passed is
+    finalized by the next run of the finalize job. Returns how many drafts moved."""
+    query = (
+        select(Invoice)
+        .join(Customer, Customer.id == Invoice.customer_id)
+        .where(Invoice.organization_id == organization.id, Invoice.status == DRAFT)
+        .options(joinedload(Invoice.customer))
+    )
+    if customer is not None:
+        query = query.where(Invoice.customer_id == customer.id)
+    else:
+        query = query.where(Customer.invoice_grace_period.is_(None))
+    moved = 0
+    for invoice in db.session.scalars(query):
+        owner = invoice.customer
+        ends_at = local_midnight(
+            invoice.issuing_date + timedelta(days=_grace_period(owner)), owner.applicable_timezone
+        )
+        if invoice.grace_period_ends_at != ends_at:
+            invoice.grace_period_ends_at = ends_at
+            invoice.updated_at = now_utc()
+            moved += 1
+    db.session.flush()
+    return moved
 
 
 def count_customer_drafts(customer: Customer) -> int:
@@ -1274,42 +1331,3 @@ def _record(
         changes=changes,
         customer_id=invoice.customer_id,
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Customer balances
-
-
-@dataclass
-class CustomerBalance:
-    """A customer's money in one currency, in its minor units."""
-
-    currency: str
-    #: finalized invoices not paid yet: what is still due on them
-    outstanding_cents: int
-    #: the part of `outstanding_cents` past its due date (flagged overdue)
-    overdue_cents: int
-    #: total of the finalized invoices, paid or not (drafts and voided ones left out)
-    gross_revenue_cents: int
-
-
-def customer_balances(customer: Customer) -> list[CustomerBalance]:
-    """The customer's outstanding, overdue and gross revenue amounts, one per invoice
-    currency (by code), in one query."""
-    due = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
-    unpaid = Invoice.payment_status != PaymentStatus.SUCCEEDED
-    rows = db.session.execute(
-        select(
-            Invoice.currency,
-            func.coalesce(func.sum(due).filter(unpaid), 0),
-            func.coalesce(func.sum(due).filter(unpaid, Invoice.payment_overdue.is_(True)), 0),
-            func.sum(Invoice.total_amount_cents),
-        )
-        .where(Invoice.customer_id == customer.id, Invoice.status == FINALIZED)
-        .group_by(Invoice.currency)
-        .order_by(Invoice.currency)
-    )
-    return [
-        CustomerBalance(currency, int(outstanding), int(overdue), int(gross))
-        for currency, outstanding, overdue, gross in rows
-    ]

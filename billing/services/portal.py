@@ -27,7 +27,7 @@ from billing.models.invoices import InvoiceStatus, PaymentStatus
 from billing.models.subscriptions import SubscriptionStatus
 from billing.money import parse_decimal, to_minor_units
 from billing.pdf import LOCALES
-from billing.services import audit, customers, documents, invoicing, subscriptions
+from billing.services import analytics, audit, customers, documents, invoicing, subscriptions
 from billing.services.pagination import Page
 from billing.timeutil import now_utc
 from extensions import db
@@ -244,9 +244,10 @@ def portal_locale(customer: Customer, requested: str | None = None) -> str:
 # --- pages ----------------------------------------------------------------------------------
 
 
-def balances(customer: Customer) -> list[invoicing.CustomerBalance]:
-    """Total invoiced, outstanding and overdue per currency (the billing overview)."""
-    return invoicing.customer_balances(customer)
+def balances(customer: Customer) -> list[analytics.CustomerBalance]:
+    """Total invoiced, outstanding and overdue per currency (the billing overview): the
+    figures of the console's customer header, from the analytics service."""
+    return analytics.customer_balances(customer)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from billing.errors import NotFound, ValidationFailed
 from billing.models import Agent, AgentRole, Organization
 from billing.reference import DOCUMENT_LOCALES, currency_codes, timezones
-from billing.services import audit
+from billing.services import audit, invoicing
 from billing.services.customers import apply_timezone_change
 from extensions import db
 
@@ -25,6 +25,7 @@ from extensions import db
 SETTINGS_FIELDS = (
     "name", "timezone", "default_currency", "document_locale", "invoice_grace_period",
     "net_payment_term", "portal_embed_origins", "brand_color", "logo",
+    "finalize_zero_amount_invoice",
 )  # fmt: skip
 DAYS_MAX = 3650
 NAME_MAX_LENGTH = 255
@@ -82,6 +83,8 @@ def update_organization_settings(
         raise ValidationFailed({"name": ["value_already_exist"]}) from None
     if "timezone" in changes:
         apply_timezone_change(organization)
+    if "invoice_grace_period" in changes:
+        invoicing.reschedule_drafts(organization)
     audit.record_activity(
         organization_id=organization.id,
         actor=actor,
@@ -118,7 +121,18 @@ def _parse_settings(
     check("portal_embed_origins", _parse_origins)
     check("brand_color", _parse_brand_color)
     check("logo", _parse_logo)
+    check("finalize_zero_amount_invoice", _parse_zero_amount)
     return parsed, errors
+
+
+def _parse_zero_amount(raw: Any) -> bool:
+    """`finalize` (or true) finalizes zero-amount invoices, `skip` (or false) closes them."""
+    text = _text(raw).lower()
+    if raw is True or text in ("finalize", "true"):
+        return True
+    if raw is False or text in ("skip", "false"):
+        return False
+    raise _Invalid("value_is_invalid")
 
 
 class _Invalid(Exception):
@@ -259,6 +273,7 @@ def _audited(organization: Organization) -> dict[str, Any]:
         "document_locale": organization.document_locale,
         "invoice_grace_period": organization.invoice_grace_period,
         "net_payment_term": organization.net_payment_term,
+        "finalize_zero_amount_invoice": organization.finalize_zero_amount_invoice,
         "portal_embed_origins": list(organization.portal_embed_origins or []),
         "brand_color": organization.brand_color,
         "logo": (

@@ -7,6 +7,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     activity_logs,
     add_ons,
+    analytics,
     auth,
     billable_metrics,
     customers,

@@ -22,7 +22,7 @@ from blueprints.api.schemas import _bool_param, list_param, pagination, root_obj
 from extensions import db
 
 #: statuses Lago filters on (failed and pending invoices do not exist here: they match nothing)
-STATUSES = ("draft", "finalized", "voided", "failed", "pending")
+STATUSES = ("draft", "finalized", "voided", "closed", "failed", "pending")
 
 
 def invoice_filters(external_customer_id: str | None = None) -> invoicing.InvoiceFilters:

@@ -24,6 +24,7 @@ from blueprints.console import (  # noqa: E402,F401
     catalog,
     customers,
     dashboard,
+    finance,
     imports,
     invoices,
     portal_links,

@@ -29,12 +29,12 @@ from werkzeug.datastructures import MultiDict
 from billing.errors import NotFound, ValidationFailed
 from billing.models import ActivityLog, Customer, SavedView
 from billing.reference import currency_codes
+from billing.services import analytics, webhooks
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
-from billing.services import webhooks
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp, invoices, subscriptions
+from blueprints.console import bp, finance, invoices, subscriptions
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -94,6 +94,8 @@ class ListQuery:
     currencies: list[str] = field(default_factory=list)
     customer_type: str = ""
     status: str = ""
+    #: customers with overdue invoices only
+    overdue: bool = False
     created_from: date | None = None
     created_to: date | None = None
     meta_key: str = ""
@@ -114,6 +116,7 @@ class ListQuery:
             if (v := args.get("customer_type", "")) in ("company", "individual")
             else "",
             status=v if (v := args.get("status", "")) in STATUSES else "",
+            overdue=args.get("overdue") == "1",
             created_from=date_arg(args.get("created_from")),
             created_to=date_arg(args.get("created_to")),
             meta_key=args.get("meta_key", "").strip()[:255],
@@ -131,6 +134,7 @@ class ListQuery:
             currencies=self.currencies,
             metadata={self.meta_key: self.meta_value} if self.meta_key else {},
             status=self.status or None,
+            overdue=True if self.overdue else None,
             created_from=(
                 datetime.combine(self.created_from, time(), zone) if self.created_from else None
             ),
@@ -150,6 +154,8 @@ class ListQuery:
                             ("meta_value", state.meta_value)):  # fmt: skip
             if value:
                 pairs.append((name, value))
+        if state.overdue:
+            pairs.append(("overdue", "1"))
         pairs += [("country", c) for c in state.countries]
         pairs += [("currency", c) for c in state.currencies]
         if state.created_from:
@@ -496,13 +502,15 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
     customer = customer_or_404(lago_id)
     context: dict[str, Any] = {"customer": customer, "tab": tab, "tabs": TABS}
     context.update(subscriptions.header_summary(customer))
-    context["balances"] = invoicing_service.customer_balances(customer)
+    context["balances"] = analytics.customer_balances(customer)
     if tab == "invoices":
         context.update(invoices.customer_tab_context(customer))
     elif tab == "subscriptions":
         context.update(
             subscriptions.subscriptions_tab_context(customer, live=request.args.get("live") == "1")
         )
+    elif tab == "analytics":
+        context.update(finance.customer_analytics_context(customer))
     elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
         context["latest_invoices"] = invoices.latest_invoices(customer)

@@ -57,6 +57,7 @@ STATUS_LABELS = {
     InvoiceStatus.DRAFT: "Draft",
     InvoiceStatus.FINALIZED: "Finalized",
     InvoiceStatus.VOIDED: "Voided",
+    InvoiceStatus.CLOSED: "Closed (zero amount)",
 }
 PAYMENT_LABELS = {
     PaymentStatus.PENDING: "Pending",

@@ -96,13 +96,18 @@ class SettingsForm(FlaskForm):
     document_locale = Select("Document language", locale_choices()[1:])
     invoice_grace_period = StringField("Invoice grace period (days)")
     net_payment_term = StringField("Net payment term (days)")
+    finalize_zero_amount_invoice = Select(
+        "Zero-amount invoices",
+        [("finalize", "Finalize them"), ("skip", "Skip them (closed, not numbered)")],
+    )
     portal_embed_origins = TextAreaField("Sites allowed to embed the portal")
     brand_color = StringField("Brand color")
     logo = FileField("Logo")
     remove_logo = BooleanField("Remove the current logo")
 
     VALUES = ("name", "timezone", "default_currency", "document_locale", "invoice_grace_period",
-              "net_payment_term", "portal_embed_origins", "brand_color")  # fmt: skip
+              "net_payment_term", "portal_embed_origins", "brand_color",
+              "finalize_zero_amount_invoice")  # fmt: skip
 
 
 def _settings_values(form: SettingsForm) -> dict[str, Any]:
@@ -141,6 +146,9 @@ def settings() -> ResponseReturnValue:
         data = {name: getattr(organization, name) for name in SettingsForm.VALUES}
         data["portal_embed_origins"] = "\n".join(organization.portal_embed_origins or [])
         data["default_currency"] = organization.default_currency or ""
+        data["finalize_zero_amount_invoice"] = (
+            "finalize" if organization.finalize_zero_amount_invoice else "skip"
+        )
         return _render_settings(SettingsForm(data=data), 200)
     form = SettingsForm()
     if not form.validate():

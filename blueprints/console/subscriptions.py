@@ -35,6 +35,7 @@ from billing.services.events import StoredEvent
 from billing.timeutil import now_utc
 from blueprints.console import bp
 from blueprints.console.catalog import INTERVAL_LABELS
+from blueprints.console.charts import BarLayout
 from blueprints.console.forms import Select
 from blueprints.console.helpers import (
     agent_actor,
@@ -159,16 +160,6 @@ def header_summary(customer: Customer) -> dict[str, Any]:
     return {"active_subscriptions": active, "next_invoice": min(dates, default=None)}
 
 
-@dataclass
-class ChartBar:
-    day: date
-    units: Decimal
-    x: float
-    y: float
-    height: float
-    future: bool
-
-
 #: how the caption names a period's units, by aggregation (sums and counts add up the days)
 CHART_TOTAL_WORDS = {
     "max_agg": "at the peak of the period",
@@ -179,33 +170,18 @@ CHART_TOTAL_WORDS = {
 
 
 @dataclass
-class UsageChart:
+class UsageChart(BarLayout):
     """A bar per local day of the period, laid out for an inline SVG (no style attributes)."""
 
     metric: BillableMetric
-    bars: list[ChartBar]
-    ticks: list[tuple[float, str]]
-    labels: list[tuple[float, str]]
-    bar_width: float
     #: the period's aggregated units so far
     total: Decimal
-
-    WIDTH = 480
-    HEIGHT = 150
-    LEFT = 44
-    RIGHT = 8
-    TOP = 10
-    BOTTOM = 24
 
     @property
     def caption(self) -> str:
         """What `total` is, in the metric's terms."""
         word = CHART_TOTAL_WORDS.get(self.metric.aggregation_type, "in the period so far")
         return f"{format_units(self.total)} {word}"
-
-    @property
-    def baseline(self) -> float:
-        return self.HEIGHT - self.BOTTOM
 
     @classmethod
     def build(
@@ -216,53 +192,23 @@ class UsageChart:
         total: Decimal,
         locale: str = "en",
     ) -> UsageChart:
-        plot_width = cls.WIDTH - cls.LEFT - cls.RIGHT
-        plot_height = cls.HEIGHT - cls.TOP - cls.BOTTOM
-        top = _nice_ceiling(max((units for _day, units in series), default=Decimal(0)))
-        slot = plot_width / max(len(series), 1)
-        bar_width = max(slot * 0.72, 1.0)
-        bars = []
-        for index, (day, units) in enumerate(series):
-            height = float(units / top) * plot_height if top else 0.0
-            height = max(height, 1.5) if units > 0 else 0.0
-            bars.append(
-                ChartBar(
-                    day=day,
-                    units=units,
-                    x=round(cls.LEFT + index * slot + (slot - bar_width) / 2, 2),
-                    y=round(cls.HEIGHT - cls.BOTTOM - height, 2),
-                    height=round(height, 2),
-                    future=day > today,
-                )
-            )
-        ticks = [
-            (
-                round(cls.HEIGHT - cls.BOTTOM - plot_height * share, 2),
-                format_units(top * share, locale),
-            )
-            for share in (Decimal(0), Decimal("0.5"), Decimal(1))
-        ]
-        every = max(1, -(-len(series) // 7))  # at most seven date labels: they must not touch
-        labels = [
-            (
-                round(cls.LEFT + index * slot + slot / 2, 2),
-                format_skeleton("MMMd", day, locale=locale),
-            )
-            for index, (day, _units) in enumerate(series)
-            if index % every == 0
-        ]
-        return cls(metric, bars, ticks, labels, round(bar_width, 2), total)
+        layout = cls.layout(
+            series,
+            today=today,
+            value_text=lambda value: format_units(value, locale),
+            label_text=lambda day: format_skeleton("MMMd", day, locale=locale),
+            bar_text=lambda day, units, future: _bar_text(day, units, future, locale),
+        )
+        return cls(metric=metric, total=total, **layout)
 
 
-def _nice_ceiling(value: Decimal) -> Decimal:
-    """A round axis maximum at or above `value` (1, 2, 5 × a power of ten); 1 when empty."""
-    if value <= 0:
-        return Decimal(1)
-    magnitude = Decimal(10) ** (value.adjusted())
-    for step in (1, 2, 5, 10):
-        if value <= magnitude * step:
-            return magnitude * step
-    return magnitude * 10
+def _bar_text(day: date, units: Decimal, future: bool, locale: str) -> str:
+    """A day's hover text: "Sun 2026-05-03: 3" in the console; the portal's in its language
+    (days to come are marked by their look only)."""
+    if locale == "en":
+        text = f"{day:%a} {day.isoformat()}: {format_units(units)}"
+        return text + " (not yet)" if future else text
+    return f"{format_skeleton('MMMEd', day, locale=locale)}: {format_units(units, locale)}"
 
 
 def format_units(value: Decimal, locale: str = "en") -> str:
