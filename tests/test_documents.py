@@ -574,3 +574,15 @@ def test_two_jobs_at_once_store_each_pdf_once(live_server):
         )
     assert invoices == 12  # four subscriptions × January, February, March
     assert sum(stored) == len(owners) == len(set(owners)) == events == invoices
+
+
+@needs_pdftotext
+def test_each_applied_tax_prints_with_its_rate(org, clock):
+    factories.make_tax(org, name="VAT FR", code="vat_fr", rate="20", applied_to_organization=True)
+    invoice = bill(org, clock, "Hooli", units=0)  # a 10 € base fee
+
+    text = pdf_text(documents.render_pdf("invoice", invoice))
+
+    assert invoice.taxes_amount_cents == 200
+    assert "VAT FR (20%) €2.00" in text
+    assert "Subtotal incl. tax €12.00" in text

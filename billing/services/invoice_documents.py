@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from billing.models import Customer, Fee, FeeType, Invoice, InvoicingReason, Organization
-from billing.pdf import InvoiceDocument, PdfLine, PdfMetadata, PdfParty, document_locale
+from billing.pdf import InvoiceDocument, PdfLine, PdfMetadata, PdfParty, PdfTax, document_locale
 from billing.periods import local_date
 
 #: a unit price is printed to this precision at most (an average over tiers has 28 digits)
@@ -52,6 +52,9 @@ def invoice_document(invoice: Invoice) -> InvoiceDocument:
         period_end=period[1] if period else None,
         subtotal_excluding_taxes_cents=invoice.sub_total_excluding_taxes_amount_cents,
         coupons_cents=invoice.coupons_amount_cents,
+        taxes=[
+            PdfTax(tax.tax_name, tax.tax_rate, tax.amount_cents) for tax in invoice.applied_taxes
+        ],
         taxes_cents=invoice.taxes_amount_cents,
         credit_notes_cents=invoice.credit_notes_amount_cents,
         prepaid_credit_cents=invoice.prepaid_credit_amount_cents,
