@@ -20,6 +20,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from app import create_app  # noqa: E402
 from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, seed_demo  # noqa: E402
+from billing.demo_portal import demo_portal_url  # noqa: E402
 from extensions import db  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "screenshots"
@@ -39,6 +40,8 @@ def main() -> None:
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"
+        with app.app_context():
+            portal_url = demo_portal_url(base, "x")
         OUT.mkdir(exist_ok=True)
         with sync_playwright() as p:
             context = p.chromium.launch_persistent_context(
@@ -68,6 +71,14 @@ def main() -> None:
             page.screenshot(path=str(OUT / "audit.png"))
             page.goto(f"{base}/finance")
             page.screenshot(path=str(OUT / "finance.png"), full_page=True)
+            page.goto(f"{base}/settings/webhooks")
+            page.screenshot(path=str(OUT / "webhooks.png"), full_page=True)
+            if portal_url:
+                page.goto(portal_url)
+                page.screenshot(path=str(OUT / "portal.png"), full_page=True)
+                page.set_viewport_size({"width": 360, "height": 740})
+                page.goto(portal_url + "invoices")
+                page.screenshot(path=str(OUT / "portal-narrow.png"), full_page=True)
             context.close()
         server.shutdown()
     print(f"screenshots written to {OUT}")
