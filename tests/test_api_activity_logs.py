@@ -84,6 +84,7 @@ def test_console_changes_are_front_with_the_agents_email_and_others_are_system(
     agent_client.post("/settings", data={
         "name": org.name, "timezone": "Europe/Paris", "document_locale": "en",
         "invoice_grace_period": "0", "net_payment_term": "0", "brand_color": "#2f5bd3",
+        "finalize_zero_amount_invoice": "finalize",
     })  # fmt: skip
     portal = audit.Actor(type="portal", source="portal", label="portal")
     record(org, portal, "customer.updated", T0, resource_type="customer",

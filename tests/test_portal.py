@@ -447,7 +447,10 @@ def test_billing_details_are_saved_audited_as_the_portal_and_emitted(
     assert (entry.actor_type, entry.source) == ("portal", "portal")
     assert entry.changes["name"] == ["Old Name", "New Name"]
     events = db.session.scalars(
-        select(OutboxEvent).where(OutboxEvent.event_type == "customer.updated")
+        select(OutboxEvent).where(
+            OutboxEvent.organization_id == customer.organization_id,
+            OutboxEvent.event_type == "customer.updated",
+        )
     ).all()
     assert [e.payload["name"] for e in events] == ["New Name"]
 
