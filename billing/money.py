@@ -72,3 +72,16 @@ def format_money(cents: int, currency: str, locale: str = "en") -> str:
     text = format_currency(from_minor_units(cents, currency), currency, locale=locale)
     # CLDR glues a currency code to the number ("KWD12.345"); a no-break space reads better.
     return re.sub(r"^([A-Z]{3})(?=[-\d])", "\\1\u00a0", text)
+
+
+def percentage_of(cents: int, rate: Decimal) -> int:
+    """`rate` percent of `cents`, in whole minor units rounded half up (12.5 % of 999 → 125)."""
+    return int((Decimal(cents) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def pro_rata(amount: int, weights: list[Decimal]) -> list[Decimal]:
+    """`amount` split in proportion to `weights` (not all zero), exactly: the shares are not
+    rounded and the last one takes what division left, so they add up to `amount`."""
+    total = sum(weights, Decimal(0))
+    shares = [Decimal(amount) * weight / total for weight in weights[:-1]]
+    return [*shares, Decimal(amount) - sum(shares, Decimal(0))]

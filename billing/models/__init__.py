@@ -2,6 +2,16 @@
 
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
+from billing.models.coupons import (
+    AppliedCoupon,
+    Coupon,
+    CouponExpiration,
+    CouponFrequency,
+    CouponStatus,
+    CouponTarget,
+    CouponType,
+    InvoiceCoupon,
+)
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.events import Event, EventError, UsageBucket
 from billing.models.invoices import (
@@ -24,6 +34,14 @@ __all__ = [
     "Agent",
     "AgentRole",
     "ApiKey",
+    "AppliedCoupon",
+    "Coupon",
+    "CouponExpiration",
+    "CouponFrequency",
+    "CouponStatus",
+    "CouponTarget",
+    "CouponType",
+    "InvoiceCoupon",
     "BillableMetric",
     "BillingTime",
     "Charge",

@@ -6,6 +6,7 @@ import enum
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +28,9 @@ from billing.models.subscriptions import Subscription
 from billing.models.types import ExactDecimal, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
+
+if TYPE_CHECKING:
+    from billing.models.coupons import InvoiceCoupon
 
 
 class InvoiceStatus(enum.StrEnum):
@@ -153,6 +157,10 @@ class Invoice(Base):
     metadata_items: Mapped[list[InvoiceMetadata]] = relationship(
         back_populates="invoice", order_by="InvoiceMetadata.id", cascade="all, delete-orphan"
     )
+    #: what each applied coupon took off it (billing.services.coupons)
+    coupon_credits: Mapped[list[InvoiceCoupon]] = relationship(
+        back_populates="invoice", order_by="InvoiceCoupon.id", cascade="all, delete-orphan"
+    )
 
     @property
     def total_due_amount_cents(self) -> int:
@@ -230,6 +238,9 @@ class Fee(Base):
     #: the exact amount before rounding, in major units
     precise_amount: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     taxes_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: this fee's share of the invoice's coupons, exact (minor units, not rounded): what
+    #: taxes are computed on is `amount_cents - precise_coupons_amount_cents`
+    precise_coupons_amount_cents: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     currency: Mapped[str] = mapped_column(String(3))
     units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     total_aggregated_units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))

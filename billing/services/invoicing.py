@@ -97,6 +97,7 @@ from billing.periods import (
     proration,
 )
 from billing.services import audit, outbox
+from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
@@ -538,10 +539,14 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
             ]
         )
     )
+    customers = [billing.subscription.customer for billing in billings]
+    ledger = coupon_service.ledger_for_new_invoices(
+        customers, {customer.id for customer in customers if _grace_period(customer) == 0}
+    )
     invoices = []
     for billing in billings:
         usage = None if billing.reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
-        invoices.append(_new_invoice(billing, usage))
+        invoices.append(_new_invoice(billing, usage, ledger))
     connection = db.session.connection()
     ids = connection.scalars(
         insert(_INVOICES).returning(_INVOICES.c.id, sort_by_parameter_order=True),
@@ -567,7 +572,9 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         fee.invoice_id = fee.invoice.id
     if fees:
         connection.execute(insert(_FEES), [_row(fee, _FEES) for fee in fees])
-    _finalize_new([invoice for invoice in created if _grace_period(invoice.customer) == 0])
+    at_once = [invoice for invoice in created if _grace_period(invoice.customer) == 0]
+    coupon_service.record_new_credits(created, {invoice.id for invoice in at_once})
+    _finalize_new(at_once)
     for invoice in created:
         if invoice.status == DRAFT:
             _record(invoice, "invoice.drafted", audit.SYSTEM)
@@ -602,9 +609,11 @@ def _blank_row(table: Table) -> dict[str, Any]:
     return blank
 
 
-def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Any:
+def _new_invoice(
+    billing: _Billing, usage: UsageSummary | None, ledger: coupon_service.CouponLedger
+) -> Any:
     """The draft invoice (a `_NewInvoice`) of one billing period with its billing period, its
-    fees and its totals, in memory only."""
+    fees, its coupons (from `ledger`) and its totals, in memory only."""
     now = now_utc()  # each its own instant, as the lists order invoices by creation
     subscription = billing.subscription
     customer = subscription.customer
@@ -662,6 +671,7 @@ def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Any:
         )
 
     invoice.fees = _fees(link, usage, new_fee)
+    ledger.discount(invoice, finalizing=_grace_period(customer) == 0)
     _totals(invoice)
     return invoice
 
@@ -749,6 +759,7 @@ def _compute(invoice: Invoice) -> None:
         db.session.flush()
     for link in invoice.invoice_subscriptions:
         invoice.fees.extend(_fees(link))
+    coupon_service.apply_to_invoice(invoice, finalizing=False)
     _totals(invoice)
 
 
@@ -824,8 +835,8 @@ def _fees(
 
 
 def _totals(invoice: Invoice) -> None:
-    """Lago's amount relations (§10.1); coupons, taxes, credit notes and prepaid credits are 0
-    until those capabilities exist."""
+    """Lago's amount relations (§10.1) from the fees and the coupons (set before); taxes,
+    credit notes and prepaid credits are 0 until those capabilities exist."""
     invoice.fees_amount_cents = sum(fee.amount_cents for fee in invoice.fees)
     invoice.sub_total_excluding_taxes_amount_cents = (
         invoice.fees_amount_cents
@@ -881,6 +892,9 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
         execution_options={"synchronize_session": False},
     ).scalar_one()
     set_committed_value(customer, "invoices_sequence", sequence)
+    # under that lock: the coupons again, now consumed
+    coupon_service.apply_to_invoice(invoice, finalizing=True)
+    _totals(invoice)
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
     invoice.issuing_date = local_date(at, customer.applicable_timezone)
