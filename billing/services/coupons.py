@@ -586,13 +586,17 @@ def _active_applications(*conditions: Any) -> list[AppliedCoupon]:
 
 
 def _lock(ids: Sequence[int]) -> None:
-    """Row locks on these applied coupons, in id order (PostgreSQL; SQLite has one writer)."""
+    """Row locks on these applied coupons, in id order (PostgreSQL; SQLite has one writer).
+
+    FOR NO KEY UPDATE: it excludes the other writers of the row (a finalization, a removal)
+    but not the key-share locks that referencing it takes (a draft's credit line inserted by a
+    refresh), which a finalization holding the customer's lock would otherwise deadlock on."""
     if ids and db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(
             select(AppliedCoupon.id)
             .where(AppliedCoupon.id.in_(sorted(ids)))
             .order_by(AppliedCoupon.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
 
 
@@ -767,41 +771,48 @@ def ledger_for_new_invoices(
     customers: Sequence[Customer], finalizing_ids: set[int]
 ) -> CouponLedger:
     """The ledger of a batch of new invoices: the active applied coupons of `customers`, read in
-    one query. For the customers whose invoices are finalized at once (`finalizing_ids`) the
-    customers' rows and then their applied coupons are locked first, in id order: the same
-    order as the finalization's own locks, so two closes wait for each other and never
-    deadlock, and what the ledger reads cannot change before it is consumed."""
-    ids = sorted({customer.id for customer in customers})
-    with_coupons = set(
-        db.session.scalars(
-            select(AppliedCoupon.customer_id)
-            .where(AppliedCoupon.customer_id.in_(ids), AppliedCoupon.status == ACTIVE)
-            .distinct()
-        )
-    )
-    if not with_coupons:
-        return CouponLedger([])
-    locked = sorted(with_coupons & finalizing_ids)
-    if locked and db.session.get_bind().dialect.name == "postgresql":
+    one query.
+
+    On PostgreSQL the customers whose invoices are finalized at once (`finalizing_ids`) are
+    locked first (FOR NO KEY UPDATE, like the numbering's UPDATE), in id order, before any
+    invoice row references them, then their applied coupons: what the ledger reads cannot
+    change before it is consumed, and two closes of one customer's subscriptions wait for
+    each other instead of both holding the key-share lock an invoice insert takes on its
+    customer while waiting for the other's."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    locked = sorted(finalizing_ids)
+    if locked and postgresql:
         db.session.execute(
             select(Customer.id)
             .where(Customer.id.in_(locked))
             .order_by(Customer.id)
-            .with_for_update()
+            .with_for_update(key_share=True)
         )
-        _lock(
-            list(
-                db.session.scalars(
-                    select(AppliedCoupon.id).where(
-                        AppliedCoupon.customer_id.in_(locked), AppliedCoupon.status == ACTIVE
-                    )
-                )
+    ids = sorted({customer.id for customer in customers})
+    applied_ids = list(
+        db.session.scalars(
+            select(AppliedCoupon.id).where(
+                AppliedCoupon.customer_id.in_(ids), AppliedCoupon.status == ACTIVE
             )
         )
-    applied_coupons = _active_applications(AppliedCoupon.customer_id.in_(sorted(with_coupons)))
+    )
+    if not applied_ids:
+        return CouponLedger([])
+    if postgresql:
+        _lock(
+            [
+                applied_id
+                for applied_id, customer_id in db.session.execute(
+                    select(AppliedCoupon.id, AppliedCoupon.customer_id).where(
+                        AppliedCoupon.id.in_(applied_ids)
+                    )
+                )
+                if customer_id in finalizing_ids
+            ]
+        )
+    applied_coupons = _active_applications(AppliedCoupon.id.in_(applied_ids))
     for applied in applied_coupons:
-        if applied.customer_id in locked:
-            db.session.refresh(applied)
+        db.session.refresh(applied)  # read again, now that it is locked
     return CouponLedger(applied_coupons)
 
 
