@@ -214,6 +214,9 @@ def test_apply_list_and_remove(api_client, org):
     assert listed("status=terminated") == []
     assert listed("external_customer_id=other") == []
     assert listed("coupon_code[]=welcome") == [applied["lago_id"]]
+    own = api_client.get("/api/v1/customers/acme/applied_coupons").get_json()
+    assert [a["lago_id"] for a in own["applied_coupons"]] == [applied["lago_id"]]
+    assert api_client.get("/api/v1/customers/nobody/applied_coupons").status_code == 404
     assert api_client.get("/api/v1/applied_coupons?status=gone").status_code == 422
 
     removed = api_client.delete(f"/api/v1/customers/acme/applied_coupons/{applied['lago_id']}")

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from billing.errors import NotFound, ValidationFailed
-from billing.models import AppliedCoupon, Customer
+from billing.models import AppliedCoupon, Customer, OutboxEvent
 from billing.services import coupons as coupon_service
 from billing.services import invoicing
 from billing.timeutil import set_clock
@@ -176,6 +176,17 @@ def test_two_coupons_oldest_first_each_on_what_is_left(clock, org):
     assert invoice.total_amount_cents == 850
     # each coupon spread over the two equal fees pro rata, exactly
     assert [f.precise_coupons_amount_cents for f in invoice.fees] == [Decimal(575)] * 2
+    # the invoice.created webhook shows the same credits
+    payload = db.session.scalar(
+        select(OutboxEvent.payload).where(
+            OutboxEvent.organization_id == org.id, OutboxEvent.event_type == "invoice.created"
+        )
+    )
+    assert [(c["item"]["type"], c["amount_cents"]) for c in payload["credits"]] == [
+        ("coupon", 300),
+        ("coupon", 850),
+    ]
+    assert payload["coupons_amount_cents"] == 1150
 
 
 def test_a_fixed_amount_in_another_currency_than_the_invoice_is_not_used(clock, org):

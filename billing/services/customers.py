@@ -53,8 +53,8 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Subscriptions of any status and invoices of any status count; coupons and wallets arrive
-    with their capabilities, which extend this check.
+    Subscriptions, invoices and applied coupons of any status count; wallets arrive with
+    their capability, which extends this check.
     """
     if customer.id is None:
         return False

@@ -122,7 +122,10 @@ def _coupon_payload(form: CouponForm) -> dict[str, Any]:
         "frequency_duration": data["frequency_duration"],
         "reusable": bool(data["reusable"]),
         "expiration": "time_limit" if data["expiration_at"] else "no_expiration",
-        "expiration_at": data["expiration_at"].isoformat() if data["expiration_at"] else None,
+        # until the end of the chosen day (UTC)
+        "expiration_at": f"{data['expiration_at'].isoformat()}T23:59:59Z"
+        if data["expiration_at"]
+        else None,
         "applies_to": {
             "plan_codes": _codes(data["plan_codes"]),
             "billable_metric_codes": _codes(data["billable_metric_codes"]),
