@@ -774,11 +774,11 @@ def ledger_for_new_invoices(
     one query.
 
     On PostgreSQL the customers whose invoices are finalized at once (`finalizing_ids`) are
-    locked first (FOR NO KEY UPDATE, like the numbering's UPDATE), in id order, before any
+    locked first (as the numbering in `_finalize_new` locks them, in id order) before any
     invoice row references them, then their applied coupons: what the ledger reads cannot
     change before it is consumed, and two closes of one customer's subscriptions wait for
     each other instead of both holding the key-share lock an invoice insert takes on its
-    customer while waiting for the other's."""
+    customer while each waits for the other's to lock it."""
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     locked = sorted(finalizing_ids)
     if locked and postgresql:
@@ -786,7 +786,7 @@ def ledger_for_new_invoices(
             select(Customer.id)
             .where(Customer.id.in_(locked))
             .order_by(Customer.id)
-            .with_for_update(key_share=True)
+            .with_for_update()
         )
     ids = sorted({customer.id for customer in customers})
     applied_ids = list(
