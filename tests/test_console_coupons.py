@@ -188,3 +188,30 @@ def test_delete_preview_lists_applied_coupons(agent_client, org):
     db.session.commit()
     page = agent_client.get(f"/customers/{customer.lago_id}/delete").text
     assert "Coupon welcome (€10.50, once) is terminated." in page
+
+
+def test_an_applied_coupon_keeps_its_terms_but_can_be_renamed(agent_client, org):
+    customer = factories.make_customer(org, currency="EUR")
+    coupon = make_coupon(org)
+    coupon_service.apply_coupon(
+        org,
+        {"external_customer_id": customer.external_id, "coupon_code": "welcome"},
+        factories.TEST_ACTOR,
+    )
+    db.session.commit()
+    form = agent_client.get(f"/coupons/{coupon.lago_id}/edit").text
+    assert "Locked: customers have this coupon applied." in form
+
+    # the disabled fieldset posts nothing of the terms
+    response = agent_client.post(
+        f"/coupons/{coupon.lago_id}/edit",
+        data={"name": "Renamed", "code": "welcome", "description": "", "expiration_at": ""},
+    )
+
+    assert response.status_code == 302
+    db.session.refresh(coupon)
+    assert (coupon.name, coupon.amount_cents, coupon.coupon_type) == (
+        "Renamed",
+        1050,
+        "fixed_amount",
+    )

@@ -209,6 +209,10 @@ def _save(form: CouponForm, coupon: Coupon | None) -> ResponseReturnValue:
     if not form.validate():
         return _render_form(form, coupon, 422)
     payload = _coupon_payload(form)
+    if coupon is not None and coupon_service.coupon_applied(coupon):
+        # its terms are shown disabled (so not posted): only these can change
+        editable = coupon_service.EDITABLE_WHEN_APPLIED
+        payload = {key: value for key, value in payload.items() if key in editable}
     if form.errors or form.amount.errors:
         return _render_form(form, coupon, 422)
     try:
