@@ -7,9 +7,12 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from billing.errors import NotFound, ValidationFailed
@@ -332,3 +335,64 @@ def test_deleting_a_coupon_terminates_its_applications_and_frees_its_code(org):
     db.session.commit()
     assert applied.status == "terminated"
     assert make_coupon(org, **FIXED, amount_cents=200, code=coupon.code).code == coupon.code
+
+
+def _allowance(kind: str, value: int, plan_id: int | None) -> Any:
+    """An active applied coupon in memory: a fixed amount once / forever, or a percentage."""
+    coupon = SimpleNamespace(
+        limited_plans=plan_id is not None,
+        limited_billable_metrics=False,
+        targets=[SimpleNamespace(plan_id=plan_id, billable_metric_id=None)] if plan_id else [],
+    )
+    fixed = kind != "percentage"
+    return SimpleNamespace(
+        id=value, customer_id=1, status="active", coupon=coupon,
+        amount_cents=value if fixed else None, amount_currency="EUR" if fixed else None,
+        amount_cents_remaining=value if kind == "once" else None,
+        percentage_rate=None if fixed else Decimal(value % 101) + Decimal("0.5"),
+        frequency="forever" if kind != "once" else "once", frequency_duration_remaining=None,
+    )  # fmt: skip
+
+
+@given(
+    fees=st.lists(
+        st.tuples(st.integers(0, 10**7), st.sampled_from([1, 2])), min_size=0, max_size=6
+    ),
+    coupons=st.lists(
+        st.tuples(
+            st.sampled_from(["once", "forever", "percentage"]),
+            st.integers(1, 10**7),
+            st.sampled_from([None, 1, 2]),
+        ),
+        max_size=4,
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_coupons_never_exceed_the_fees_and_are_spread_exactly(fees, coupons):
+    """Whatever the fees and coupons: the invoice never goes negative, each fee's share is
+    between 0 and its amount, the shares add up to the coupons, each credit is what its
+    before and after say."""
+    invoice = SimpleNamespace(
+        customer_id=1, currency="EUR", updated_at=None,
+        fees=[
+            SimpleNamespace(
+                amount_cents=amount, subscription=SimpleNamespace(plan_id=plan), charge=None
+            )
+            for amount, plan in fees
+        ],
+    )  # fmt: skip
+    ledger = coupon_service.CouponLedger([_allowance(*c) for c in coupons])
+
+    lines = ledger.discount(invoice, finalizing=True)
+
+    total = sum(fee.amount_cents for fee in invoice.fees)
+    assert 0 <= invoice.coupons_amount_cents <= total
+    assert invoice.coupons_amount_cents == sum(line.amount_cents for line in lines)
+    shares = [fee.precise_coupons_amount_cents for fee in invoice.fees]
+    assert sum(shares, Decimal(0)) == invoice.coupons_amount_cents
+    for fee, share in zip(invoice.fees, shares, strict=True):
+        # within the shares' precision (money.SHARE_QUANTUM) per coupon
+        assert 0 <= share <= fee.amount_cents + Decimal("1e-8")
+    for line in lines:
+        assert line.amount_cents > 0
+        assert line.after_amount_cents == line.before_amount_cents - line.amount_cents >= 0

@@ -28,7 +28,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Table, exists, func, insert, select
+from sqlalchemy import Table, exists, insert, select
 from sqlalchemy.orm import selectinload
 
 from billing.errors import Conflict, NotAllowed, NotFound, ValidationFailed
@@ -219,19 +219,6 @@ def find_coupon(organization: Organization, code: str) -> Coupon | None:
 def get_coupon(organization: Organization, code: str) -> Coupon:
     """The organization's live coupon with this code; NotFound otherwise."""
     coupon = find_coupon(organization, code)
-    if coupon is None:
-        raise NotFound("coupon")
-    return coupon
-
-
-def get_coupon_by_lago_id(organization: Organization, lago_id: uuid.UUID) -> Coupon:
-    coupon = db.session.scalar(
-        select(Coupon).where(
-            Coupon.organization_id == organization.id,
-            Coupon.lago_id == lago_id,
-            Coupon.deleted_at.is_(None),
-        )
-    )
     if coupon is None:
         raise NotFound("coupon")
     return coupon
@@ -837,14 +824,3 @@ def record_new_credits(invoices: Sequence[Any], finalized_ids: set[int]) -> None
     if consumed:
         _consume(consumed, now_utc())
         db.session.flush()
-
-
-def count_active_applied_coupons(customer: Customer) -> int:
-    return (
-        db.session.scalar(
-            select(func.count(AppliedCoupon.id)).where(
-                AppliedCoupon.customer_id == customer.id, AppliedCoupon.status == ACTIVE
-            )
-        )
-        or 0
-    )
