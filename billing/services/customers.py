@@ -184,8 +184,8 @@ def _save(
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
     """Soft-delete: the customer's subscriptions end (active ones terminated and billed, those
     not started canceled), its draft invoices are finalized and then its applied coupons
-    terminated; then it leaves lists and
-    lookups (its invoices stay readable) and its external id is free again."""
+    terminated; then it leaves lists and lookups (its invoices stay readable) and its
+    external id is free again."""
     # Imported here: the subscriptions service builds on this module (it creates customers).
     from billing.services.coupons import terminate_customer_coupons  # noqa: PLC0415
     from billing.services.invoicing import finalize_customer_drafts  # noqa: PLC0415
