@@ -1,8 +1,8 @@
 """Coupons: coupons and their plan/metric limits, coupons applied to customers, what each took
 off an invoice, and each fee's exact share of its invoice's coupons.
 
-Revision ID: 0010
-Revises: 0007
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-01
 
 The new fee column is a plain ALTER TABLE ADD/DROP COLUMN (SQLite 3.35+), not batch mode.
@@ -14,8 +14,8 @@ from alembic import op
 import billing.models.types
 
 # revision identifiers, used by Alembic.
-revision = '0010'
-down_revision = '0007'
+revision = '0014'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
