@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from billing.demo_coupons import seed_coupons
 from billing.demo_documents import seed_documents
 from billing.demo_taxes import REDUCED_RATE_CODE
 from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
@@ -224,6 +225,7 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     ]  # fmt: skip
     for offset in range(0, len(events), MAX_BATCH_SIZE):
         ingest_events(organization, events[offset : offset + MAX_BATCH_SIZE])
+    seed_coupons(organization, now - timedelta(days=60))  # before Globex's first invoice
     _bill_history(organization, now - timedelta(days=max(days for *_, days, _ in SUBSCRIPTIONS)))
     seed_documents(organization)
     subscriptions = db.session.scalar(

@@ -72,3 +72,27 @@ def format_money(cents: int, currency: str, locale: str = "en") -> str:
     text = format_currency(from_minor_units(cents, currency), currency, locale=locale)
     # CLDR glues a currency code to the number ("KWD12.345"); a no-break space reads better.
     return re.sub(r"^([A-Z]{3})(?=[-\d])", "\\1\u00a0", text)
+
+
+def percentage_of(cents: int, rate: Decimal) -> int:
+    """`rate` percent of `cents`, in whole minor units rounded half up (12.5 % of 999 → 125)."""
+    return int((Decimal(cents) * rate / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+#: the precision of pro rata shares: fine enough for any amount, coarse enough that adding
+#: shares together never rounds (10 decimals beside at most 17 digits of minor units)
+SHARE_QUANTUM = Decimal("1e-10")
+
+
+def pro_rata(amount: int, weights: list[Decimal]) -> list[Decimal]:
+    """`amount` split in proportion to `weights` (not all zero), exactly: the shares are kept
+    to 10 decimals and the largest weight's share takes what is left, so they add up to
+    `amount` (and a tiny weight never gets a negative remainder)."""
+    total = sum(weights, Decimal(0))
+    shares = [
+        (Decimal(amount) * weight / total).quantize(SHARE_QUANTUM, rounding=ROUND_HALF_UP)
+        for weight in weights
+    ]
+    largest = weights.index(max(weights))
+    shares[largest] = Decimal(amount) - sum(shares[:largest] + shares[largest + 1 :], Decimal(0))
+    return shares

@@ -11,6 +11,7 @@ from billing.models import DocumentType, Fee, Invoice, InvoiceSubscription
 from billing.money import currency_exponent
 from billing.periods import Period
 from billing.serializers import serialize_customer
+from billing.serializers_coupons import serialize_credit
 from billing.serializers_subscriptions import serialize_subscription
 from billing.serializers_taxes import (
     rate_number,
@@ -214,7 +215,9 @@ def serialize_invoice(invoice: Invoice, *, include_fees: bool = False) -> dict[s
         payload["billing_periods"] = [serialize_billing_period(link) for link in links]
         payload["subscriptions"] = [serialize_subscription(link.subscription) for link in links]
         payload["fees"] = [serialize_fee(fee, invoice) for fee in invoice.fees]
-        payload["credits"] = []
+        payload["credits"] = [
+            serialize_credit(credit, invoice) for credit in getattr(invoice, "coupon_credits", [])
+        ]
         payload["applied_usage_thresholds"] = []
     return payload
 

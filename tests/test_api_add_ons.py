@@ -421,3 +421,24 @@ def test_a_one_off_invoice_locks_the_customers_currency(api_client, org):
     )
 
     assert errors_of(changed) == {"currency": ["value_is_immutable"]}
+
+
+def test_coupons_do_not_discount_one_off_invoices(api_client, org):
+    factories.make_customer(org, external_id="acme", currency="EUR")
+    create(api_client, code="setup", amount_cents=10000)
+    api_client.post(
+        "/api/v1/coupons",
+        json={"coupon": {"name": "Ten off", "code": "ten", "coupon_type": "percentage",
+                         "percentage_rate": "10", "frequency": "once"}},
+    )  # fmt: skip
+    applied = api_client.post(
+        "/api/v1/applied_coupons",
+        json={"applied_coupon": {"external_customer_id": "acme", "coupon_code": "ten"}},
+    )
+    assert applied.status_code == 200, applied.get_json()
+
+    invoice = one_off(api_client, fees=[{"add_on_code": "setup"}]).get_json()["invoice"]
+
+    assert (invoice["coupons_amount_cents"], invoice["total_amount_cents"]) == (0, 10000)
+    still = api_client.get("/api/v1/applied_coupons?external_customer_id=acme").get_json()
+    assert [a["status"] for a in still["applied_coupons"]] == ["active"]  # kept for a subscription

@@ -3,6 +3,16 @@
 from billing.models.add_ons import AddOn
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
+from billing.models.coupons import (
+    AppliedCoupon,
+    Coupon,
+    CouponExpiration,
+    CouponFrequency,
+    CouponStatus,
+    CouponTarget,
+    CouponType,
+    InvoiceCoupon,
+)
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.documents import Document, DocumentType
 from billing.models.events import Event, EventError, UsageBucket
@@ -40,6 +50,14 @@ __all__ = [
     "Agent",
     "AgentRole",
     "ApiKey",
+    "AppliedCoupon",
+    "Coupon",
+    "CouponExpiration",
+    "CouponFrequency",
+    "CouponStatus",
+    "CouponTarget",
+    "CouponType",
+    "InvoiceCoupon",
     "BillableMetric",
     "BillingTime",
     "Charge",

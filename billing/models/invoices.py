@@ -33,6 +33,7 @@ from billing.timeutil import now_utc
 from extensions import Base
 
 if TYPE_CHECKING:
+    from billing.models.coupons import InvoiceCoupon
     from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax
 
 
@@ -181,6 +182,10 @@ class Invoice(Base):
     applied_taxes: Mapped[list[InvoiceAppliedTax]] = relationship(
         order_by="InvoiceAppliedTax.tax_code", cascade="all, delete-orphan", passive_deletes=True
     )
+    #: what each applied coupon took off it (billing.services.coupons)
+    coupon_credits: Mapped[list[InvoiceCoupon]] = relationship(
+        back_populates="invoice", order_by="InvoiceCoupon.id", cascade="all, delete-orphan"
+    )
 
     @property
     def total_due_amount_cents(self) -> int:
@@ -264,6 +269,9 @@ class Fee(Base):
     taxes_rate: Mapped[Decimal] = mapped_column(
         ExactDecimal, default=Decimal(0), server_default="0"
     )
+    #: this fee's share of the invoice's coupons, exact (minor units, not rounded): what
+    #: taxes are computed on is `amount_cents - precise_coupons_amount_cents`
+    precise_coupons_amount_cents: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     currency: Mapped[str] = mapped_column(String(3))
     units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))
     total_aggregated_units: Mapped[Decimal] = mapped_column(ExactDecimal, default=Decimal(0))

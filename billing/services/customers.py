@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import generate_external_id
 from billing.models import (
+    AppliedCoupon,
     Customer,
     CustomerMetadata,
     IntegrationCustomer,
@@ -56,8 +57,8 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Subscriptions of any status and invoices of any status count; coupons and wallets arrive
-    with their capabilities, which extend this check.
+    Subscriptions, invoices and applied coupons of any status count; wallets arrive with
+    their capability, which extends this check.
     """
     if customer.id is None:
         return False
@@ -66,6 +67,7 @@ def customer_has_attachments(customer: Customer) -> bool:
             select(
                 exists().where(Subscription.customer_id == customer.id)
                 | exists().where(Invoice.customer_id == customer.id)
+                | exists().where(AppliedCoupon.customer_id == customer.id)
             )
         )
     )
@@ -191,14 +193,18 @@ def _save(
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
     """Soft-delete: the customer's subscriptions end (active ones terminated and billed, those
-    not started canceled) and its draft invoices are finalized; then it leaves lists and
-    lookups (its invoices stay readable) and its external id is free again."""
+    not started canceled), its draft invoices are finalized and then its applied coupons
+    terminated; then it leaves lists and lookups (its invoices stay readable) and its
+    external id is free again."""
     # Imported here: the subscriptions service builds on this module (it creates customers).
+    from billing.services.coupons import terminate_customer_coupons  # noqa: PLC0415
     from billing.services.invoicing import finalize_customer_drafts  # noqa: PLC0415
     from billing.services.subscriptions import end_customer_subscriptions  # noqa: PLC0415
 
     end_customer_subscriptions(organization, customer, actor)
+    # drafts first: they are finalized with the coupons they show
     finalize_customer_drafts(customer, actor)
+    terminate_customer_coupons(customer, actor)
     customer.deleted_at = now_utc()
     customer.updated_at = customer.deleted_at
     db.session.flush()

@@ -98,6 +98,7 @@ from billing.periods import (
     proration,
 )
 from billing.services import audit, outbox
+from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.taxes import (
     apply_invoice_taxes,
@@ -546,12 +547,16 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
             ]
         )
     )
+    customers = [billing.subscription.customer for billing in billings]
+    ledger = coupon_service.ledger_for_new_invoices(
+        customers, {customer.id for customer in customers if _grace_period(customer) == 0}
+    )
     invoices = []
     with sources_read_once(billing.subscription for billing in billings):
         for billing in billings:
             reason = billing.reason
             usage = None if reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
-            invoices.append(_new_invoice(billing, usage))
+            invoices.append(_new_invoice(billing, usage, ledger))
     connection = db.session.connection()
     _insert_with_ids(_INVOICES, invoices)
     links = [link for invoice in invoices for link in invoice.invoice_subscriptions]
@@ -573,7 +578,9 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
     if fees:
         _insert_with_ids(_FEES, fees)
     insert_applied_taxes(created)
-    _finalize_new([invoice for invoice in created if _grace_period(invoice.customer) == 0])
+    at_once = [invoice for invoice in created if _grace_period(invoice.customer) == 0]
+    coupon_service.record_new_credits(created, {invoice.id for invoice in at_once})
+    _finalize_new(at_once)
     for invoice in created:
         if invoice.status == DRAFT:
             _record(invoice, "invoice.drafted", audit.SYSTEM)
@@ -610,9 +617,11 @@ def _blank_row(table: Table) -> dict[str, Any]:
     return blank
 
 
-def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Any:
+def _new_invoice(
+    billing: _Billing, usage: UsageSummary | None, ledger: coupon_service.CouponLedger
+) -> Any:
     """The draft invoice (a `_NewInvoice`) of one billing period with its billing period, its
-    fees and its totals, in memory only."""
+    fees, its coupons (from `ledger`) and its totals, in memory only."""
     now = now_utc()  # each its own instant, as the lists order invoices by creation
     subscription = billing.subscription
     customer = subscription.customer
@@ -670,6 +679,7 @@ def _new_invoice(billing: _Billing, usage: UsageSummary | None) -> Any:
         )
 
     invoice.fees = _fees(link, usage, new_fee)
+    ledger.discount(invoice, finalizing=_grace_period(customer) == 0)
     _totals(invoice)
     return invoice
 
@@ -795,6 +805,7 @@ def _compute(invoice: Invoice) -> None:
         db.session.flush()
     for link in invoice.invoice_subscriptions:
         invoice.fees.extend(_fees(link))
+    coupon_service.apply_to_invoice(invoice, finalizing=False)
     _totals(invoice)
 
 
@@ -870,8 +881,9 @@ def _fees(
 
 
 def _totals(invoice: Invoice) -> None:
-    """Lago's amount relations (§10.1), taxes included (services.taxes); coupons, credit notes
-    and prepaid credits are 0 until those capabilities exist."""
+    """Lago's amount relations (§10.1) from the fees and the coupons (set before), taxes
+    included (services.taxes); credit notes and prepaid credits are 0 until those capabilities
+    exist."""
     invoice.fees_amount_cents = sum(fee.amount_cents for fee in invoice.fees)
     invoice.sub_total_excluding_taxes_amount_cents = (
         invoice.fees_amount_cents
@@ -943,6 +955,11 @@ def _finalize(
         execution_options={"synchronize_session": False},
     ).scalar_one()
     set_committed_value(customer, "invoices_sequence", sequence)
+    if invoice.invoice_type == "subscription":
+        # under that lock: the coupons again, now consumed (as Lago, coupons discount
+        # subscription invoices only: not one-off or credit purchases)
+        coupon_service.apply_to_invoice(invoice, finalizing=True)
+        _totals(invoice)
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
     _issue(invoice, FINALIZED, at)

@@ -34,7 +34,7 @@ from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp, finance, invoices, subscriptions
+from blueprints.console import bp, coupons, finance, invoices, subscriptions
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -511,6 +511,8 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
         )
     elif tab == "analytics":
         context.update(finance.customer_analytics_context(customer))
+    elif tab == "wallet":
+        context.update(coupons.customer_tab_context(customer))
     elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
         context["latest_invoices"] = invoices.latest_invoices(customer)
@@ -588,6 +590,7 @@ def deletion_consequences(customer: Customer) -> list[str]:
     drafts = invoicing_service.count_customer_drafts(customer)
     if drafts:
         consequences.append(f"{drafts} draft invoice(s) are finalized now.")
+    consequences.extend(coupons.deletion_consequences(customer))
     consequences.append("Finalized invoices stay readable in the invoice lists and the API.")
     consequences.append("A customer.deleted webhook is sent to your endpoints.")
     return consequences
