@@ -2,6 +2,14 @@
 
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
+from billing.models.credit_notes import (
+    CreditNote,
+    CreditNoteItem,
+    CreditNoteReason,
+    CreditStatus,
+    InvoiceCredit,
+    RefundStatus,
+)
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.events import Event, EventError, UsageBucket
 from billing.models.invoices import (
@@ -28,16 +36,22 @@ __all__ = [
     "BillingTime",
     "Charge",
     "ChargeFilter",
+    "CreditNote",
+    "CreditNoteItem",
+    "CreditNoteReason",
+    "CreditStatus",
     "Event",
     "EventError",
     "Fee",
     "FeeType",
     "Invoice",
+    "InvoiceCredit",
     "InvoiceMetadata",
     "InvoiceStatus",
     "InvoiceSubscription",
     "InvoicingReason",
     "PaymentStatus",
+    "RefundStatus",
     "Plan",
     "PlanInterval",
     "Subscription",

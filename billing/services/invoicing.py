@@ -96,8 +96,9 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, outbox
+from billing.services import audit, credit_notes, outbox
 from billing.services.pagination import Page
+from billing.services.search import document_matches
 from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
 from extensions import db
@@ -495,6 +496,8 @@ _FEES: Table = Fee.__table__  # type: ignore[assignment]
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 #: what finalization changes on an invoice
 _FINALIZED_COLUMNS = (
+    "credit_notes_amount_cents",
+    "total_amount_cents",
     "sequential_id",
     "number",
     "status",
@@ -542,6 +545,7 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
     for billing in billings:
         usage = None if billing.reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
         invoices.append(_new_invoice(billing, usage))
+    credit_notes.apply_expected_credit(invoices)
     connection = db.session.connection()
     ids = connection.scalars(
         insert(_INVOICES).returning(_INVOICES.c.id, sort_by_parameter_order=True),
@@ -716,6 +720,7 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             .returning(_CUSTOMERS.c.id, _CUSTOMERS.c.invoices_sequence)
         ).all()
     )
+    credit_notes.consume_credit(invoices)  # under the customers' row locks
     parameters = []
     for customer_id in customer_ids:
         own = by_customer[customer_id]
@@ -750,6 +755,7 @@ def _compute(invoice: Invoice) -> None:
     for link in invoice.invoice_subscriptions:
         invoice.fees.extend(_fees(link))
     _totals(invoice)
+    credit_notes.apply_expected_credit([invoice])
 
 
 def _fees(
@@ -881,6 +887,7 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
         execution_options={"synchronize_session": False},
     ).scalar_one()
     set_committed_value(customer, "invoices_sequence", sequence)
+    credit_notes.consume_credit([invoice])  # under the customer's row lock
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
     invoice.issuing_date = local_date(at, customer.applicable_timezone)
@@ -1153,20 +1160,9 @@ def list_invoices(
     if filters.amount_to is not None:
         conditions.append(Invoice.total_amount_cents <= filters.amount_to)
     if filters.search_term:
-        pattern = f"%{filters.search_term.lower()}%"
         conditions.append(
-            or_(
-                func.lower(Invoice.number).like(pattern),
-                Invoice.customer_id.in_(
-                    select(Customer.id).where(
-                        Customer.organization_id == organization.id,
-                        or_(
-                            func.lower(Customer.name).like(pattern),
-                            func.lower(Customer.external_id).like(pattern),
-                            func.lower(Customer.email).like(pattern),
-                        ),
-                    )
-                ),
+            document_matches(
+                organization.id, Invoice.number, Invoice.customer_id, filters.search_term
             )
         )
     total = db.session.scalar(select(func.count(Invoice.id)).where(*conditions)) or 0

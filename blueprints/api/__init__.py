@@ -8,6 +8,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     activity_logs,
     auth,
     billable_metrics,
+    credit_notes,
     customers,
     errors,
     events,
