@@ -526,4 +526,3 @@ def test_current_period_bounds_in_the_customer_zone(
 
     assert body["current_billing_period_started_at"] == started
     assert body["current_billing_period_ending_at"] == ending
-

@@ -327,7 +327,7 @@ def test_estimate(api_client, billed):
     assert too_much.get_json()["error_details"] == {
         "amount_cents": ["higher_than_remaining_fee_amount"]
     }
-    assert db.session.scalar(select(func.count(CreditNote.id))) == 0
+    assert count(CreditNote, billed["customer"].organization) == 0
 
 
 def test_refund_status_update(api_client, billed):
@@ -449,7 +449,9 @@ def test_credit_is_consumed_by_the_next_invoices_oldest_note_first(api_client, b
     february = close(clock, "2024-03-01T00:00:10", org)[1]  # 1000 base, no usage
     after_february = {
         note.lago_id.hex: (note.balance_amount_cents, note.credit_status)
-        for note in db.session.scalars(select(CreditNote))
+        for note in db.session.scalars(
+            select(CreditNote).where(CreditNote.organization_id == org.id)
+        )
     }
     march = close(clock, "2024-04-01T00:00:10", org)[2]
 
@@ -460,7 +462,8 @@ def test_credit_is_consumed_by_the_next_invoices_oldest_note_first(api_client, b
         newer["lago_id"].replace("-", ""): (200, "available"),
     }
     assert (march.credit_notes_amount_cents, march.total_amount_cents) == (200, 800)
-    assert {note.credit_status for note in db.session.scalars(select(CreditNote))} == {"consumed"}
+    notes = db.session.scalars(select(CreditNote).where(CreditNote.organization_id == org.id))
+    assert {note.credit_status for note in notes} == {"consumed"}
     shown = api_client.get(f"/api/v1/invoices/{march.lago_id}").get_json()["invoice"]
     assert shown["credit_notes_amount_cents"] == 200
     assert [
@@ -587,3 +590,23 @@ def test_upgrade_credits_the_old_plan_from_the_upgrade_day_and_the_new_plan_cons
     assert new_start.fees[0].amount_cents == 4400  # 22 days of 200
     assert (new_start.credit_notes_amount_cents, new_start.total_amount_cents) == (2200, 2200)
     assert note.credit_status == "consumed"
+
+
+def test_voiding_an_invoice_gives_its_credit_back(api_client, billed, org):
+    january, clock = billed["january"], billed["clock"]
+    kept = api_client.post(
+        "/api/v1/credit_notes",
+        json=body(january, [(billed["base"], 600)], credit_amount_cents=600),
+    ).get_json()["credit_note"]
+    february = close(clock, "2024-03-01T00:00:10", org)[1]
+    assert (february.credit_notes_amount_cents, february.total_amount_cents) == (600, 400)
+
+    voided = api_client.post(
+        f"/api/v1/invoices/{february.lago_id}/void", content_type="application/json"
+    )
+
+    assert voided.status_code == 200
+    note = credit_notes.get_credit_note(org, kept["lago_id"])
+    assert (note.balance_amount_cents, note.credit_status) == (600, "available")
+    march = close(clock, "2024-04-01T00:00:10", org)[2]
+    assert (march.credit_notes_amount_cents, march.total_amount_cents) == (600, 400)

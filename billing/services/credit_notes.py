@@ -313,6 +313,14 @@ def estimate_credit_note(invoice: Invoice, data: dict[str, Any]) -> Estimate:
     )
 
 
+def _lock(credit_note: CreditNote) -> None:
+    """Lock the credit note's row and read its committed state (its balance may have moved)."""
+    db.session.execute(
+        select(CreditNote.id).where(CreditNote.id == credit_note.id).with_for_update()
+    )
+    db.session.refresh(credit_note)
+
+
 def _lock_invoice(invoice: Invoice) -> None:
     """Serializes the credit notes of one invoice (their amounts and numbers)."""
     db.session.execute(select(Invoice.id).where(Invoice.id == invoice.id).with_for_update())
@@ -410,7 +418,7 @@ def update_credit_note(
 def void_credit_note(credit_note: CreditNote, actor: audit.Actor) -> CreditNote:
     """Void what is left of the credit (Lago: only a credit note with a balance left; 405
     no_voidable_amount otherwise). What was consumed or refunded stays."""
-    db.session.refresh(credit_note, with_for_update=True)
+    _lock(credit_note)
     if not credit_note.voidable:
         raise NotAllowed("no_voidable_amount")
     before = credit_note.balance_amount_cents
@@ -517,6 +525,21 @@ def consume_credit(invoices: Sequence[Any]) -> None:
             )
             taken += amount
         _set_credit(invoice, taken)
+    db.session.flush()
+
+
+def recredit(invoice: Invoice) -> None:
+    """A voided invoice gives back the credit it consumed (Lago's CreditNotes::RecreditService):
+    each credit note's balance grows again and it is available again, unless it was voided."""
+    now = now_utc()
+    for credit in invoice_credits(invoice):
+        credit_note = credit.credit_note
+        _lock(credit_note)
+        if credit_note.credit_status == CreditStatus.VOIDED:
+            continue
+        credit_note.balance_amount_cents += credit.amount_cents
+        credit_note.credit_status = CreditStatus.AVAILABLE
+        credit_note.updated_at = now
     db.session.flush()
 
 

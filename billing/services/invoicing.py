@@ -1080,6 +1080,7 @@ def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = Non
         raise NotAllowed("not_voidable")
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
+    credit_notes.recredit(invoice)
     _record(invoice, "invoice.voided", actor)
     outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
     return invoice
