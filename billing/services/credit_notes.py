@@ -543,6 +543,18 @@ def recredit(invoice: Invoice) -> None:
     db.session.flush()
 
 
+def consumptions(credit_note: CreditNote) -> list[InvoiceCredit]:
+    """The invoices that consumed the credit note's credit, oldest first."""
+    return list(
+        db.session.scalars(
+            select(InvoiceCredit)
+            .where(InvoiceCredit.credit_note_id == credit_note.id)
+            .order_by(InvoiceCredit.id)
+            .options(joinedload(InvoiceCredit.invoice))
+        )
+    )
+
+
 def invoice_credits(invoice: Invoice) -> list[InvoiceCredit]:
     """The credit notes' credits an invoice consumed."""
     return list(

@@ -21,6 +21,7 @@ def require_login() -> ResponseReturnValue | None:
 from blueprints.console import (  # noqa: E402,F401
     audit,
     catalog,
+    credit_notes,
     customers,
     dashboard,
     imports,
