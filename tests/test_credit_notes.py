@@ -610,3 +610,45 @@ def test_voiding_an_invoice_gives_its_credit_back(api_client, billed, org):
     assert (note.balance_amount_cents, note.credit_status) == (600, "available")
     march = close(clock, "2024-04-01T00:00:10", org)[2]
     assert (march.credit_notes_amount_cents, march.total_amount_cents) == (600, 400)
+
+
+def test_termination_while_the_invoice_is_a_draft_credits_at_finalization(clock, org):
+    subscription = subscribe_in_advance(
+        org, clock, "Europe/Paris", billing_configuration={"invoice_grace_period": 3}
+    )
+    [draft] = invoices_of(org)
+    assert draft.status == "draft"
+    clock[0] = at("2024-01-02T09:00:00")  # January 2nd in Paris: 29 days unused
+
+    subscription_service.terminate_subscription(org, subscription, TEST_ACTOR)
+    db.session.commit()
+    assert count(CreditNote, org) == 0  # a draft's fees are not credited
+    clock[0] = at("2024-01-04T00:00:00")
+    invoicing.finalize_due_drafts()
+    db.session.commit()
+
+    [note] = db.session.scalars(select(CreditNote).where(CreditNote.organization_id == org.id))
+    assert note.invoice_id == draft.id and note.number == f"{draft.number}-CN001"
+    assert (note.reason, note.credit_amount_cents) == ("order_cancellation", 2900)
+
+
+def test_termination_credit_deducts_what_was_credited_on_the_fee_already(clock, org):
+    subscription = subscribe_in_advance(org, clock, "Europe/Paris")
+    [starting] = invoices_of(org)
+    fee = starting.fees[0]
+    credit_notes.create_credit_note(
+        starting,
+        {"items": [{"fee_id": str(fee.lago_id), "amount_cents": 500}], "credit_amount_cents": 500},
+        TEST_ACTOR,
+    )
+    clock[0] = at("2024-01-10T09:00:00")  # 21 days unused: 2100
+
+    subscription_service.terminate_subscription(org, subscription, TEST_ACTOR)
+    db.session.commit()
+
+    notes = db.session.scalars(
+        select(CreditNote).where(CreditNote.organization_id == org.id).order_by(CreditNote.id)
+    ).all()
+    assert [(n.reason, n.credit_amount_cents) for n in notes] == [
+        ("other", 500), ("order_cancellation", 1600),
+    ]  # fmt: skip

@@ -23,7 +23,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from billing.errors import NotAllowed, NotFound, ValidationFailed
@@ -576,15 +576,11 @@ def credit_unused_days(
 ) -> CreditNote | None:
     """Lago's CreditNotes::CreateFromTermination: a subscription paid in advance and ended
     mid-period gets a credit note for its base fee's unused days (after the termination day;
-    an upgrade's termination day too), prorated by local days like the fee. With
-    `on_termination_credit_note` = refund, what was paid is refunded instead; skip: nothing.
-    The fee's invoice must be finalized (a draft is left as it is)."""
-    from billing.services.invoicing import base_fee_share  # noqa: PLC0415  (cycle)
-
-    plan = subscription.plan
-    terminated_at = subscription.terminated_at
-    mode = subscription.on_termination_credit_note or "credit"
-    if not plan.pay_in_advance or terminated_at is None or mode == "skip":
+    an upgrade's termination day too), prorated by local days like the fee, less what credit
+    notes have credited of that fee already. With `on_termination_credit_note` = refund, what
+    was paid is refunded instead; skip: nothing. A fee still on a draft is credited when the
+    draft is finalized (`credit_terminated_subscriptions`)."""
+    if not subscription.plan.pay_in_advance or subscription.terminated_at is None:
         return None
     fee = db.session.scalar(
         select(Fee)
@@ -592,12 +588,54 @@ def credit_unused_days(
         .where(
             Fee.subscription_id == subscription.id,
             Fee.fee_type == FeeType.SUBSCRIPTION,
-            Invoice.status == InvoiceStatus.FINALIZED,
+            Invoice.status != InvoiceStatus.VOIDED,
         )
         .order_by(Fee.created_at.desc(), Fee.id.desc())
         .limit(1)
     )
-    if fee is None or not fee.amount_cents or fee.from_datetime is None or fee.to_datetime is None:
+    if fee is None or fee.invoice.status != InvoiceStatus.FINALIZED:
+        return None
+    return _credit_unused(subscription, fee, actor, upgrade=upgrade)
+
+
+def credit_terminated_subscriptions(invoice: Invoice, actor: audit.Actor) -> list[CreditNote]:
+    """After a draft is finalized: the unused-days credit of its base fees in advance whose
+    subscription was terminated (or upgraded) while the invoice was a draft."""
+    notes = []
+    for fee in invoice.fees:
+        subscription = fee.subscription
+        if (
+            fee.fee_type != FeeType.SUBSCRIPTION
+            or not fee.pay_in_advance
+            or subscription is None
+            or subscription.terminated_at is None
+        ):
+            continue
+        upgraded = db.session.scalar(
+            select(
+                exists().where(
+                    Subscription.previous_subscription_id == subscription.id,
+                    Subscription.started_at == subscription.terminated_at,
+                )
+            )
+        )
+        note = _credit_unused(subscription, fee, actor, upgrade=bool(upgraded))
+        if note is not None:
+            notes.append(note)
+    return notes
+
+
+def _credit_unused(
+    subscription: Subscription, fee: Fee, actor: audit.Actor, *, upgrade: bool
+) -> CreditNote | None:
+    from billing.services.invoicing import base_fee_share  # noqa: PLC0415  (cycle)
+
+    plan = subscription.plan
+    terminated_at = subscription.terminated_at
+    mode = subscription.on_termination_credit_note or "credit"
+    if mode == "skip" or terminated_at is None or not fee.amount_cents:
+        return None
+    if fee.from_datetime is None or fee.to_datetime is None:
         return None
     tz = subscription.customer.applicable_timezone
     day = local_date(terminated_at, tz)
@@ -610,8 +648,9 @@ def credit_unused_days(
     )
     invoice = fee.invoice
     _lock_invoice(invoice)
+    credited = credited_by_fee(invoice).get(fee.id, 0)
     amount = min(
-        to_minor_units(precise, plan.amount_currency), creditable_by_fee(invoice).get(fee.id, 0)
+        to_minor_units(precise, plan.amount_currency) - credited, fee.amount_cents - credited
     )
     if amount <= 0:
         return None

@@ -900,6 +900,7 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
     db.session.flush()
     _record(invoice, "invoice.finalized", actor)
     outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
+    credit_notes.credit_terminated_subscriptions(invoice, actor)
 
 
 def _claim_invoices(query: Select[Any]) -> list[Invoice]:
