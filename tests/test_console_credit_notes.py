@@ -14,7 +14,7 @@ from billing.models import CreditNote
 from billing.services import credit_notes, invoicing
 from billing.timeutil import set_clock
 from extensions import db
-from tests.factories import TEST_ACTOR
+from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_console_invoices import at, billed_customer, close, invoice_of, money, text
 
 
@@ -211,3 +211,15 @@ def test_viewers_read_but_do_not_act(make_agent_client, org, acme):
         )
         == 1
     )
+
+
+def test_the_next_invoice_page_shows_the_credit_it_took(agent_client, org, clock, acme):
+    april = invoice_of(org, acme)
+    note = make_note(april, 400)
+
+    close(clock, "2026-06-01T00:00:10")
+    may = [i for i in invoices_of(org) if i.customer_id == acme.id][-1]
+    page = text(agent_client.get(f"/invoices/{may.lago_id}"))
+
+    assert f"Credit taken off this invoice: {note.number} ({money(400)})" in page
+    assert (may.credit_notes_amount_cents, may.total_amount_cents) == (400, 600)

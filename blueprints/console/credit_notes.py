@@ -181,6 +181,9 @@ def invoice_context(invoice: Invoice) -> dict[str, Any]:
             current_organization(), CreditNoteFilters(invoice_id=invoice.id)
         ).items,
         "creditable": credit_note_service.creditable(invoice),
+        "invoice_credits": credit_note_service.invoice_credits(invoice)
+        if invoice.credit_notes_amount_cents
+        else [],
     }
 
 
