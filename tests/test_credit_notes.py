@@ -652,3 +652,56 @@ def test_termination_credit_deducts_what_was_credited_on_the_fee_already(clock, 
     assert [(n.reason, n.credit_amount_cents) for n in notes] == [
         ("other", 500), ("order_cancellation", 1600),
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("paid", "options", "status", "result"),
+    [
+        # a paid invoice voided with a refund and a credit, spread over the fees (1000 / 200)
+        (True, {"generate_credit_note": True, "refund_amount": 600, "credit_amount": 300},
+         200, {"items": [750, 150], "refund": 600, "credit": 300}),
+        # cents left by the spread go to the largest remainder: 834.17 / 166.83
+        (False, {"generate_credit_note": True, "credit_amount": 1001},
+         200, {"items": [834, 167], "refund": 0, "credit": 1001}),
+        # asked explicitly, a paid invoice is voided without a credit note
+        (True, {"generate_credit_note": False}, 200, None),
+        # nothing asked: a paid invoice is not voidable
+        (True, {}, 405, "not_voidable"),
+        (False, {"generate_credit_note": True, "refund_amount": 100}, 422,
+         {"refund_amount": ["refund_amount_exceeds_available_amount"]}),
+        (True, {"generate_credit_note": True, "credit_amount": 1201}, 422,
+         {"credit_amount": ["credit_amount_exceeds_available_amount"]}),
+        (True, {"generate_credit_note": True, "credit_amount": 700, "refund_amount": 700}, 422,
+         {"credit_amount": ["credit_amount_exceeds_available_amount"]}),
+        (False, {"generate_credit_note": True, "credit_amount": -1}, 422,
+         {"credit_amount": ["value_is_out_of_range"]}),
+    ],
+)  # fmt: skip
+def test_void_invoice_with_a_credit_note(api_client, billed, org, paid, options, status, result):
+    january = billed["january"]
+    if paid:
+        pay(january)
+
+    response = api_client.post(f"/api/v1/invoices/{january.lago_id}/void", json=options)
+
+    assert response.status_code == status, response.get_json()
+    notes = db.session.scalars(select(CreditNote).where(CreditNote.organization_id == org.id)).all()
+    db.session.expire_all()
+    if status == 405:
+        assert response.get_json()["code"] == result
+    elif status == 422:
+        assert response.get_json()["error_details"] == result
+    if status != 200:
+        assert notes == [] and january.status == "finalized"
+        return
+    assert response.get_json()["invoice"]["status"] == "voided"
+    if result is None:
+        assert notes == []
+        return
+    [note] = notes
+    assert [item.amount_cents for item in note.items] == result["items"]
+    assert (note.refund_amount_cents, note.credit_amount_cents) == (
+        result["refund"],
+        result["credit"],
+    )
+    assert note.number == f"{january.number}-CN001"

@@ -43,7 +43,7 @@ from billing.models import (
     RefundStatus,
     Subscription,
 )
-from billing.money import from_minor_units, to_minor_units
+from billing.money import from_minor_units, round_minor_units, to_minor_units
 from billing.periods import Period, local_date, local_midnight
 from billing.services import audit, outbox
 from billing.services.pagination import Page
@@ -253,7 +253,7 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
 def _compute(draft: CreditNoteDraft) -> None:
     draft.sub_total_cents = sum(amount for _, amount in draft.items)
     taxes = sum((fee_taxes_share(fee, amount) for fee, amount in draft.items), Decimal(0))
-    draft.taxes_cents = int(taxes.quantize(Decimal(1), rounding="ROUND_HALF_UP"))
+    draft.taxes_cents = round_minor_units(taxes)
     draft.state = invoice_credit_state(draft.invoice)
 
 
@@ -430,6 +430,78 @@ def void_credit_note(credit_note: CreditNote, actor: audit.Actor) -> CreditNote:
     db.session.flush()
     _record(credit_note, "credit_note.voided", actor, {"balance_amount_cents": [before, 0]})
     return credit_note
+
+
+def void_invoice(invoice: Invoice, options: dict[str, Any], actor: audit.Actor) -> Invoice:
+    """`POST /invoices/{id}/void` with Lago's options: with the `generate_credit_note` key
+    (true or false) even a paid invoice can be voided; when true, `credit_amount` and
+    `refund_amount` (cents) become a credit note on the invoice spread over its fees in
+    proportion to what each has left. Without the key, a plain void."""
+    from billing.services import invoicing  # noqa: PLC0415  (cycle)
+
+    explicit = "generate_credit_note" in options
+    if invoice.status != InvoiceStatus.FINALIZED:
+        raise NotAllowed("not_voidable")
+    if options.get("generate_credit_note") in (True, "true", "1", 1):
+        errors: dict[str, list[str]] = {}
+        credit = _amount(
+            options.get("credit_amount"), "credit_amount", errors, code="value_is_out_of_range"
+        )
+        refund = _amount(
+            options.get("refund_amount"), "refund_amount", errors, code="value_is_out_of_range"
+        )
+        if errors:
+            raise ValidationFailed(errors)
+        if credit + refund:
+            _credit_voided(invoice, credit, refund, actor)
+    return invoicing.void_invoice(invoice, actor, explicit=explicit)
+
+
+def _credit_voided(invoice: Invoice, credit: int, refund: int, actor: audit.Actor) -> None:
+    _lock_invoice(invoice)
+    state = invoice_credit_state(invoice)
+    errors: dict[str, list[str]] = {}
+    if credit > state.fee_total_cents - state.credited_cents or credit + refund > (
+        state.creditable_cents
+    ):
+        errors["credit_amount"] = ["credit_amount_exceeds_available_amount"]
+    if refund > state.refundable_cents:
+        errors["refund_amount"] = ["refund_amount_exceeds_available_amount"]
+    if errors:
+        raise ValidationFailed(errors)
+    draft = CreditNoteDraft(
+        invoice=invoice,
+        items=_spread(invoice, credit + refund),
+        reason=CreditNoteReason.OTHER,
+        description="Credit note created when the invoice was voided",
+    )
+    _compute(draft)
+    # the taxes of the spread items are rounded once: the credit absorbs that cent
+    draft.refund_amount_cents = min(refund, draft.total_cents)
+    draft.credit_amount_cents = draft.total_cents - draft.refund_amount_cents
+    _store(draft, actor)
+
+
+def _spread(invoice: Invoice, total_cents: int) -> list[tuple[Fee, int]]:
+    """Items (taxes excluded) whose total with their taxes is `total_cents`, spread over the
+    fees in proportion to what each has left (taxes included); the largest remainders take
+    the cents that rounding leaves."""
+    left = creditable_by_fee(invoice)
+    fees = [fee for fee in invoice.fees if left.get(fee.id)]
+    whole = sum(
+        (Decimal(left[fee.id]) + fee_taxes_share(fee, left[fee.id]) for fee in fees), Decimal(0)
+    )
+    if not whole:
+        return []
+    # a fee's share of the total with taxes is total × (left + its taxes) / whole; before
+    # its taxes that is total × left / whole
+    exact = {fee.id: Decimal(total_cents) * left[fee.id] / whole for fee in fees}
+    cents = {fee.id: min(int(exact[fee.id]), left[fee.id]) for fee in fees}
+    target = round_minor_units(sum(exact.values(), Decimal(0)))
+    by_remainder = sorted(fees, key=lambda fee: exact[fee.id] - int(exact[fee.id]), reverse=True)
+    for fee in by_remainder[: max(0, target - sum(cents.values()))]:
+        cents[fee.id] += 1
+    return [(fee, cents[fee.id]) for fee in fees if cents[fee.id]]
 
 
 # ---------------------------------------------------------------------------------------------

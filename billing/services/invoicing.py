@@ -1074,10 +1074,15 @@ def _sync_metadata(invoice: Invoice, items: list[dict[str, Any]], now: datetime)
     invoice.metadata_items = kept
 
 
-def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = None) -> Invoice:
-    """Void a finalized invoice whose payment is pending or failed (Lago's Invoice#voidable?);
-    a draft, a voided or a paid one is 405 not_voidable."""
-    if invoice.status != FINALIZED or invoice.payment_status == PaymentStatus.SUCCEEDED:
+def void_invoice(
+    invoice: Invoice, actor: audit.Actor, at: datetime | None = None, *, explicit: bool = False
+) -> Invoice:
+    """Void a finalized invoice whose payment is pending or failed (Lago's Invoice#voidable?),
+    or a paid one when asked `explicit`ly (Lago's void with `generate_credit_note`, see
+    credit_notes.void_invoice); a draft, a voided or (otherwise) a paid one is 405
+    not_voidable."""
+    paid = invoice.payment_status == PaymentStatus.SUCCEEDED
+    if invoice.status != FINALIZED or (paid and not explicit):
         raise NotAllowed("not_voidable")
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
