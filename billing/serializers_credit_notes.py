@@ -69,7 +69,7 @@ def serialize_credit_note(credit_note: CreditNote) -> dict[str, Any]:
         ],
         "applied_taxes": [],
         "customer": customer,
-        "metadata": {},
+        "metadata": dict(credit_note.metadata_ or {}),
         "error_details": [],
     }
 

@@ -705,3 +705,29 @@ def test_void_invoice_with_a_credit_note(api_client, billed, org, paid, options,
         result["credit"],
     )
     assert note.number == f"{january.number}-CN001"
+
+
+def test_metadata(api_client, billed):
+    january = billed["january"]
+    payload = body(january, [(billed["base"], 100)], credit_amount_cents=100)
+    payload["credit_note"]["metadata"] = {"ticket": "SUP-42", "agent": None}
+    note = api_client.post("/api/v1/credit_notes", json=payload).get_json()["credit_note"]
+    url = f"/api/v1/credit_notes/{note['lago_id']}"
+
+    updated = api_client.put(url, json={"credit_note": {"metadata": {"ticket": "SUP-43"}}})
+    merged = api_client.client.patch(
+        f"{url}/metadata", headers=api_client.headers, json={"metadata": {"region": "eu"}}
+    )
+    one_less = api_client.delete(f"{url}/metadata/ticket")
+    replaced = api_client.post(f"{url}/metadata", json={"metadata": {"a": "1"}})
+    bad = api_client.post(f"{url}/metadata", json={"metadata": {"x" * 41: "1"}})
+    emptied = api_client.delete(f"{url}/metadata")
+
+    assert note["metadata"] == {"ticket": "SUP-42", "agent": None}
+    assert updated.get_json()["credit_note"]["metadata"] == {"ticket": "SUP-43"}
+    assert merged.get_json() == {"metadata": {"ticket": "SUP-43", "region": "eu"}}
+    assert one_less.get_json() == {"metadata": {"region": "eu"}}
+    assert replaced.get_json() == {"metadata": {"a": "1"}}
+    assert bad.status_code == 422
+    assert bad.get_json()["error_details"] == {"metadata": ["value_is_too_long"]}
+    assert emptied.get_json() == {"metadata": {}}

@@ -75,6 +75,10 @@ def test_credit_notes_through_the_sdk(live_server: Any) -> None:
         CreditNoteUpdate(refund_status="succeeded"), created.lago_id
     )
     downloaded = client.credit_notes.download(created.lago_id)
+    replaced = client.credit_notes.replace_metadata(created.lago_id, {"ticket": "SUP-42"})
+    merged = client.credit_notes.merge_metadata(created.lago_id, {"region": "eu"})
+    one_less = client.credit_notes.delete_metadata_key(created.lago_id, "ticket")
+    emptied = client.credit_notes.delete_all_metadata(created.lago_id)
     voided = client.credit_notes.void(created.lago_id)
     twice = api_error(lambda: client.credit_notes.void(created.lago_id))
     too_much = api_error(
@@ -102,6 +106,9 @@ def test_credit_notes_through_the_sdk(live_server: Any) -> None:
     assert listed["meta"]["total_count"] == 1
     assert refunded.refund_status == "succeeded"
     assert downloaded is None  # PDFs are not stored: Lago's empty 200
+    assert replaced == {"ticket": "SUP-42"}
+    assert merged == {"ticket": "SUP-42", "region": "eu"}
+    assert (one_less, emptied) == ({"region": "eu"}, {})
     assert (voided.credit_status, voided.balance_amount_cents) == ("voided", 0)
     assert (twice.status_code, twice.response["code"]) == (405, "no_voidable_amount")
     assert too_much.status_code == 422

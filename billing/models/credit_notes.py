@@ -23,7 +23,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from billing.ids import new_lago_id
 from billing.models.customers import Customer
 from billing.models.invoices import Fee, Invoice
-from billing.models.types import UTCDateTime
+from billing.models.types import JSONType, UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
 
@@ -113,6 +113,8 @@ class CreditNote(Base):
     offset_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     #: what is left of the credit for later invoices
     balance_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: Lago's credit note metadata: {key: value or null}
+    metadata_: Mapped[dict[str, str | None]] = mapped_column("metadata", JSONType, default=dict)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

@@ -151,6 +151,7 @@ class CreditNoteDraft:
     sub_total_cents: int = 0
     taxes_cents: int = 0
     state: InvoiceCreditState | None = None
+    metadata: dict[str, str | None] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
 
     @property
@@ -182,6 +183,61 @@ def _amount(raw: Any, name: str, errors: dict[str, list[str]], *, code: str) -> 
         errors[name] = [code]
         return 0
     return value
+
+
+#: metadata limits (as the customer's, lago-api.md deviations)
+METADATA_MAX_KEYS = 50
+METADATA_KEY_MAX = 40
+METADATA_VALUE_MAX = 255
+
+
+def _metadata(raw: Any, errors: dict[str, list[str]]) -> dict[str, str | None]:
+    """Lago's credit note metadata: an object of string keys to text (or null) values."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors["metadata"] = ["value_is_invalid"]
+        return {}
+    if len(raw) > METADATA_MAX_KEYS:
+        errors["metadata"] = ["invalid_count"]
+        return {}
+    metadata: dict[str, str | None] = {}
+    for key, value in raw.items():
+        if not key.strip() or len(key) > METADATA_KEY_MAX:
+            errors["metadata"] = ["value_is_invalid" if not key.strip() else "value_is_too_long"]
+            continue
+        if value is not None and (isinstance(value, (bool, dict, list))):
+            errors["metadata"] = ["value_is_invalid"]
+            continue
+        text = None if value is None else str(value)
+        if text is not None and len(text) > METADATA_VALUE_MAX:
+            errors["metadata"] = ["value_is_too_long"]
+            continue
+        metadata[key] = text
+    return metadata
+
+
+def parse_metadata(raw: Any) -> dict[str, str | None]:
+    """`raw` as credit note metadata; ValidationFailed with Lago's codes otherwise."""
+    errors: dict[str, list[str]] = {}
+    metadata = _metadata(raw, errors)
+    if errors:
+        raise ValidationFailed(errors)
+    return metadata
+
+
+def set_metadata(
+    credit_note: CreditNote, metadata: dict[str, str | None], actor: audit.Actor
+) -> CreditNote:
+    """Replace the credit note's metadata (merging is the caller's dict union)."""
+    before = dict(credit_note.metadata_ or {})
+    if metadata == before:
+        return credit_note
+    credit_note.metadata_ = dict(metadata)
+    credit_note.updated_at = now_utc()
+    db.session.flush()
+    _record(credit_note, "credit_note.updated", actor, {"metadata": [before, metadata]})
+    return credit_note
 
 
 def _items(invoice: Invoice, raw: Any, errors: dict[str, list[str]]) -> list[tuple[Fee, int]]:
@@ -224,6 +280,7 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
         errors["description"] = ["value_is_invalid"]
         description = None
     items = _items(invoice, data.get("items"), errors)
+    metadata = _metadata(data.get("metadata"), errors)
     credit = _amount(
         data.get("credit_amount_cents"), "credit_amount_cents", errors, code="value_is_out_of_range"
     )
@@ -242,6 +299,7 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
         description=description,
         credit_amount_cents=credit,
         refund_amount_cents=refund,
+        metadata=metadata,
         errors=errors,
     )
     _compute(draft)
@@ -367,6 +425,7 @@ def _store(draft: CreditNoteDraft, actor: audit.Actor) -> CreditNote:
         refund_amount_cents=draft.refund_amount_cents,
         offset_amount_cents=0,
         balance_amount_cents=draft.credit_amount_cents,
+        metadata_=draft.metadata,
         created_at=now,
         updated_at=now,
         items=[
@@ -393,16 +452,23 @@ def _store(draft: CreditNoteDraft, actor: audit.Actor) -> CreditNote:
 def update_credit_note(
     credit_note: CreditNote, data: dict[str, Any], actor: audit.Actor
 ) -> CreditNote:
-    """Change the refund status (Lago's CreditNotes::UpdateService)."""
-    if "refund_status" not in data:
-        return credit_note
-    status = data["refund_status"]
+    """Change the refund status and/or replace the metadata (Lago's
+    CreditNotes::UpdateService)."""
+    metadata = parse_metadata(data["metadata"]) if "metadata" in data else None
+    if "refund_status" in data:
+        _update_refund_status(credit_note, data["refund_status"], actor)
+    if metadata is not None:
+        set_metadata(credit_note, metadata, actor)
+    return credit_note
+
+
+def _update_refund_status(credit_note: CreditNote, status: Any, actor: audit.Actor) -> None:
     if status not in REFUND_STATUSES:
         raise ValidationFailed({"refund_status": ["value_is_invalid"]})
     if credit_note.refund_amount_cents == 0:
         raise ValidationFailed({"refund_status": ["cannot_refund_credit_note"]})
     if status == credit_note.refund_status:
-        return credit_note
+        return
     before = credit_note.refund_status
     now = now_utc()
     credit_note.refund_status = status
@@ -412,7 +478,6 @@ def update_credit_note(
     _record(
         credit_note, "credit_note.refund_status_updated", actor, {"refund_status": [before, status]}
     )
-    return credit_note
 
 
 def void_credit_note(credit_note: CreditNote, actor: audit.Actor) -> CreditNote:

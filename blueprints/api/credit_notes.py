@@ -17,7 +17,7 @@ from billing.services.credit_note_documents import credit_note_document
 from blueprints.api import bp
 from blueprints.api.auth import current_actor, current_organization
 from blueprints.api.invoices import _date, _integer
-from blueprints.api.schemas import _bool_param, list_param, pagination, root_object
+from blueprints.api.schemas import _bool_param, json_body, list_param, pagination, root_object
 from extensions import db
 
 
@@ -119,6 +119,47 @@ def void_credit_note(lago_id: str) -> ResponseReturnValue:
     credit_notes.void_credit_note(credit_note, current_actor())
     db.session.commit()
     return _shown(credit_note)
+
+
+def _metadata_body() -> dict[str, str | None]:
+    body = json_body()
+    raw = body.get("metadata") if isinstance(body, dict) else None
+    return credit_notes.parse_metadata(raw if raw is not None else {})
+
+
+def _metadata_shown(credit_note: CreditNote) -> Response:
+    return jsonify(metadata=dict(credit_note.metadata_ or {}))
+
+
+@bp.post("/credit_notes/<lago_id>/metadata")
+def replace_credit_note_metadata(lago_id: str) -> ResponseReturnValue:
+    """Replace the metadata with `{"metadata": {...}}`."""
+    credit_note = credit_notes.get_credit_note(current_organization(), lago_id)
+    credit_notes.set_metadata(credit_note, _metadata_body(), current_actor())
+    db.session.commit()
+    return _metadata_shown(credit_note)
+
+
+@bp.patch("/credit_notes/<lago_id>/metadata")
+def merge_credit_note_metadata(lago_id: str) -> ResponseReturnValue:
+    """Add or change the given keys, keep the others."""
+    credit_note = credit_notes.get_credit_note(current_organization(), lago_id)
+    merged = dict(credit_note.metadata_ or {}) | _metadata_body()
+    credit_notes.set_metadata(credit_note, credit_notes.parse_metadata(merged), current_actor())
+    db.session.commit()
+    return _metadata_shown(credit_note)
+
+
+@bp.delete("/credit_notes/<lago_id>/metadata")
+@bp.delete("/credit_notes/<lago_id>/metadata/<key>")
+def delete_credit_note_metadata(lago_id: str, key: str | None = None) -> ResponseReturnValue:
+    """Remove one key, or all of them."""
+    credit_note = credit_notes.get_credit_note(current_organization(), lago_id)
+    kept = {} if key is None else dict(credit_note.metadata_ or {})
+    kept.pop(key or "", None)
+    credit_notes.set_metadata(credit_note, kept, current_actor())
+    db.session.commit()
+    return _metadata_shown(credit_note)
 
 
 @bp.post("/credit_notes/<lago_id>/download")

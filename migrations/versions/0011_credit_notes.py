@@ -9,6 +9,7 @@ New tables only: no existing table is rebuilt.
 """
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import billing.models.types
 
@@ -18,6 +19,8 @@ revision = '0011'
 down_revision = '0007'
 branch_labels = None
 depends_on = None
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
 def upgrade():
@@ -42,6 +45,7 @@ def upgrade():
     sa.Column('refund_amount_cents', sa.BigInteger(), nullable=False),
     sa.Column('offset_amount_cents', sa.BigInteger(), nullable=False),
     sa.Column('balance_amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('metadata', JSON, nullable=False),
     sa.Column('refunded_at', billing.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('voided_at', billing.models.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', billing.models.types.UTCDateTime(timezone=True), nullable=False),
