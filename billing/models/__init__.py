@@ -3,6 +3,14 @@
 from billing.models.add_ons import AddOn
 from billing.models.audit import ActivityLog
 from billing.models.console import CustomerImport, LoginThrottle, SavedView
+from billing.models.credit_notes import (
+    CreditNote,
+    CreditNoteItem,
+    CreditNoteReason,
+    CreditStatus,
+    InvoiceCredit,
+    RefundStatus,
+)
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.documents import Document, DocumentType
 from billing.models.events import Event, EventError, UsageBucket
@@ -46,6 +54,10 @@ __all__ = [
     "ChargeFilter",
     "Document",
     "DocumentType",
+    "CreditNote",
+    "CreditNoteItem",
+    "CreditNoteReason",
+    "CreditStatus",
     "Event",
     "EventError",
     "Fee",
@@ -53,11 +65,13 @@ __all__ = [
     "FeeType",
     "Invoice",
     "InvoiceAppliedTax",
+    "InvoiceCredit",
     "InvoiceMetadata",
     "InvoiceStatus",
     "InvoiceSubscription",
     "InvoicingReason",
     "PaymentStatus",
+    "RefundStatus",
     "Plan",
     "PlanInterval",
     "Subscription",

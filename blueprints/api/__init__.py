@@ -10,6 +10,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     analytics,
     auth,
     billable_metrics,
+    credit_notes,
     customers,
     errors,
     events,

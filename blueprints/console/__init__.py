@@ -22,6 +22,7 @@ from blueprints.console import (  # noqa: E402,F401
     add_ons,
     audit,
     catalog,
+    credit_notes,
     customers,
     dashboard,
     finance,
