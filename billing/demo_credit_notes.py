@@ -8,7 +8,11 @@ from sqlalchemy import exists, select
 
 from billing.models import CreditNote, Customer, Invoice, Organization
 from billing.services import audit
-from billing.services.credit_notes import create_credit_note, creditable_by_fee
+from billing.services.credit_notes import (
+    build_credit_note,
+    create_credit_note,
+    creditable_by_fee,
+)
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -39,9 +43,10 @@ def seed_credit_note(organization: Organization) -> CreditNote | None:
     left = creditable_by_fee(invoice)
     credited = [(fee, left[fee.id]) for fee in invoice.fees if left.get(fee.id)]
     items = [{"fee_id": str(fee.lago_id), "amount_cents": cents} for fee, cents in credited]
-    total = sum(cents for _, cents in credited)
-    if not total:
+    if not credited:
         return None
+    # the credit is the items and their taxes
+    total = build_credit_note(invoice, {"items": items}).total_cents
     return create_credit_note(
         invoice,
         {

@@ -731,3 +731,38 @@ def test_metadata(api_client, billed):
     assert bad.status_code == 422
     assert bad.get_json()["error_details"] == {"metadata": ["value_is_too_long"]}
     assert emptied.get_json() == {"metadata": {}}
+
+
+def test_taxes_are_the_fees_share_and_the_last_note_takes_exactly_what_is_left(api_client, billed):
+    """Fees taxed 33.3 % (base 1000 + 333, usage 200 + 67): the shares of two credit notes
+    would round to 1601; the second takes the taxes left, so they add up to 1600."""
+    january, base, usage = billed["january"], billed["base"], billed["usage"]
+    base.taxes_amount_cents, usage.taxes_amount_cents = 333, 67
+    january.taxes_amount_cents = 400
+    january.sub_total_including_taxes_amount_cents = january.total_amount_cents = 1600
+    db.session.commit()
+
+    first = api_client.post(
+        "/api/v1/credit_notes", json=body(january, [(base, 500)], credit_amount_cents=667)
+    )
+    estimate = api_client.post(
+        "/api/v1/credit_notes/estimate",
+        json={"credit_note": {"invoice_id": str(january.lago_id), "items": [
+            {"fee_id": str(base.lago_id), "amount_cents": 500},
+            {"fee_id": str(usage.lago_id), "amount_cents": 200},
+        ]}},
+    )  # fmt: skip
+    second = api_client.post(
+        "/api/v1/credit_notes",
+        json=body(january, [(base, 500), (usage, 200)], credit_amount_cents=933),
+    )
+
+    assert first.status_code == 200, first.get_json()
+    note = first.get_json()["credit_note"]
+    assert (note["taxes_amount_cents"], note["total_amount_cents"], note["taxes_rate"]) == (
+        167, 667, 33.4,
+    )  # fmt: skip
+    assert estimate.get_json()["estimated_credit_note"]["taxes_amount_cents"] == 233
+    assert second.status_code == 200, second.get_json()
+    assert second.get_json()["credit_note"]["total_amount_cents"] == 933
+    assert credit_notes.invoice_credit_state(january).creditable_cents == 0

@@ -93,6 +93,8 @@ class InvoiceCreditState:
 
     credited_cents: int
     refunded_cents: int
+    #: the taxes of the invoice's credit notes so far
+    taxes_cents: int
     #: fees plus taxes minus coupons: what credit notes can cover in all
     fee_total_cents: int
     paid_cents: int
@@ -109,10 +111,11 @@ class InvoiceCreditState:
 
 
 def invoice_credit_state(invoice: Invoice) -> InvoiceCreditState:
-    credited, refunded = db.session.execute(
+    credited, refunded, taxes = db.session.execute(
         select(
             func.coalesce(func.sum(CreditNote.credit_amount_cents), 0),
             func.coalesce(func.sum(CreditNote.refund_amount_cents), 0),
+            func.coalesce(func.sum(CreditNote.taxes_amount_cents), 0),
         ).where(CreditNote.invoice_id == invoice.id)
     ).one()
     paid = (
@@ -121,6 +124,7 @@ def invoice_credit_state(invoice: Invoice) -> InvoiceCreditState:
     return InvoiceCreditState(
         credited_cents=int(credited),
         refunded_cents=int(refunded),
+        taxes_cents=int(taxes),
         fee_total_cents=invoice.sub_total_including_taxes_amount_cents,
         paid_cents=paid,
     )
@@ -309,10 +313,25 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
 
 
 def _compute(draft: CreditNoteDraft) -> None:
+    """The draft's amounts: its items, their taxes (the fees' share, rounded once), and what
+    the invoice's credit notes took before. A credit note that takes everything the fees have
+    left takes exactly the taxes left, so the invoice's credit notes add up to its total to
+    the cent (the shares of several notes could round one cent over; Lago adjusts the same)."""
+    invoice = draft.invoice
     draft.sub_total_cents = sum(amount for _, amount in draft.items)
+    draft.state = invoice_credit_state(invoice)
+    asked: dict[int, int] = defaultdict(int)
+    for fee, amount in draft.items:
+        asked[fee.id] += amount
+    left = creditable_by_fee(invoice)
+    takes_all = bool(draft.items) and all(
+        asked.get(fee_id, 0) == cents for fee_id, cents in left.items()
+    )
+    if takes_all:
+        draft.taxes_cents = max(0, invoice.taxes_amount_cents - draft.state.taxes_cents)
+        return
     taxes = sum((fee_taxes_share(fee, amount) for fee, amount in draft.items), Decimal(0))
     draft.taxes_cents = round_minor_units(taxes)
-    draft.state = invoice_credit_state(draft.invoice)
 
 
 def _validate(draft: CreditNoteDraft) -> None:
