@@ -780,7 +780,10 @@ def finalizes_zero_amount(customer: Customer) -> bool:
 
 def _closes(invoice: Any) -> bool:
     """A zero-amount invoice of a customer that skips them: closed, not finalized (Lago)."""
-    return invoice.total_amount_cents == 0 and not finalizes_zero_amount(invoice.customer)
+    # the amount before credit notes: an invoice that consumes credit is finalized, so the
+    # credit is spent
+    owed = invoice.total_amount_cents + invoice.credit_notes_amount_cents
+    return owed == 0 and not finalizes_zero_amount(invoice.customer)
 
 
 def _issue(invoice: Any, status: InvoiceStatus, at: datetime) -> None:
