@@ -936,7 +936,7 @@ def list_credit_notes(
         .options(
             joinedload(CreditNote.customer),
             joinedload(CreditNote.invoice),
-            selectinload(CreditNote.items),
+            selectinload(CreditNote.items).joinedload(CreditNoteItem.fee),
         )
     )
     return Page(list(items), total, page, per_page)
