@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from billing.models import CreditNote, Invoice
+from billing.models import CreditNote, DocumentType, Invoice
 from billing.serializers import serialize_customer
 from billing.serializers_invoices import serialize_fee
+from billing.services import documents
 from billing.services.credit_notes import Estimate, invoice_credits
 from billing.timeutil import iso_utc
 
@@ -56,7 +57,7 @@ def serialize_credit_note(credit_note: CreditNote) -> dict[str, Any]:
         "updated_at": iso_utc(credit_note.updated_at),
         "voided_at": iso_utc(credit_note.voided_at),
         "refunded_at": iso_utc(credit_note.refunded_at),
-        "file_url": None,
+        "file_url": documents.file_url(DocumentType.CREDIT_NOTE, credit_note),
         "self_billed": False,
         "items": [
             {

@@ -105,7 +105,7 @@ def test_credit_notes_through_the_sdk(live_server: Any) -> None:
     assert [note.lago_id for note in listed["credit_notes"]] == [created.lago_id]
     assert listed["meta"]["total_count"] == 1
     assert refunded.refund_status == "succeeded"
-    assert downloaded is None  # PDFs are not stored: Lago's empty 200
+    assert downloaded is not None and downloaded.file_url
     assert replaced == {"ticket": "SUP-42"}
     assert merged == {"ticket": "SUP-42", "region": "eu"}
     assert (one_less, emptied) == ({"region": "eu"}, {})

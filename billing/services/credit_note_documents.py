@@ -3,30 +3,10 @@ seller, the customer, the credited items with their periods, taxes, credit and r
 
 from __future__ import annotations
 
-from billing.models import CreditNote, Customer, Organization
-from billing.pdf import InvoiceDocument, PdfLine, PdfParty
+from billing.models import CreditNote
+from billing.pdf import InvoiceDocument, PdfLine
 from billing.periods import Period, local_date
-
-
-def _seller(organization: Organization) -> PdfParty:
-    return PdfParty(
-        name=organization.name,
-        logo=organization.logo,
-        logo_content_type=organization.logo_content_type,
-    )
-
-
-def _customer(customer: Customer) -> PdfParty:
-    city_line = " ".join(part for part in (customer.zipcode, customer.city) if part)
-    lines = [customer.address_line1, customer.address_line2, city_line, customer.state]
-    return PdfParty(
-        name=customer.display_name,
-        legal_name=customer.legal_name,
-        address_lines=tuple(line for line in lines if line),
-        country=customer.country,
-        tax_id=customer.tax_identification_number,
-        email=customer.email,
-    )
+from billing.services.invoice_documents import _customer, _seller
 
 
 def credit_note_document(credit_note: CreditNote) -> InvoiceDocument:

@@ -9,10 +9,10 @@ from flask import Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from billing.errors import NotFound, ValidationFailed
-from billing.models import CreditNote, Invoice
+from billing.models import CreditNote, DocumentType, Invoice
 from billing.pdf import render_invoice_pdf
 from billing.serializers_credit_notes import serialize_credit_note, serialize_estimate
-from billing.services import credit_notes, invoicing
+from billing.services import credit_notes, documents, invoicing
 from billing.services.credit_note_documents import credit_note_document
 from blueprints.api import bp
 from blueprints.api.auth import current_actor, current_organization
@@ -165,11 +165,12 @@ def delete_credit_note_metadata(lago_id: str, key: str | None = None) -> Respons
 @bp.post("/credit_notes/<lago_id>/download")
 @bp.post("/credit_notes/<lago_id>/download_pdf")
 def download_credit_note(lago_id: str) -> ResponseReturnValue:
-    """Lago answers 200 with an empty body while the PDF is not stored (it is generated in
-    the background, then `file_url` is set); PDFs are not stored yet, so that is the answer.
-    The PDF itself is rendered on the fly at `GET /credit_notes/{id}/pdf`."""
-    credit_notes.get_credit_note(current_organization(), lago_id)
-    return Response(status=200)
+    """The credit note with `file_url` set: its PDF is rendered and stored now when the jobs
+    process has not yet (so the link is always there)."""
+    credit_note = credit_notes.get_credit_note(current_organization(), lago_id)
+    documents.generate_pdf(DocumentType.CREDIT_NOTE, credit_note)
+    db.session.commit()
+    return _shown(credit_note)
 
 
 @bp.get("/credit_notes/<lago_id>/pdf")
