@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from billing.demo_coupons import seed_coupons
+from billing.demo_credit_notes import seed_credit_note
 from billing.demo_documents import seed_documents
 from billing.demo_taxes import REDUCED_RATE_CODE
 from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
@@ -259,6 +260,7 @@ def _bill_history(organization: Organization, since: datetime) -> None:
             for invoice in _finalized_unpaid(organization, before=day - timedelta(days=12)):
                 update_invoice(invoice, {"payment_status": "succeeded"}, SEED)
             mark_overdue_invoices()
+            seed_credit_note(organization)
     finally:
         set_clock(None)
 

@@ -35,6 +35,14 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     return int(scaled.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
+def round_minor_units(amount: Decimal) -> int:
+    """An exact amount already in minor units (a share of a fee's taxes: 33.3333…) as an
+    integer, rounding half up like `to_minor_units`."""
+    if not amount.is_finite():
+        raise ValueError(f"amount is not finite: {amount!r}")
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
 def from_minor_units(cents: int, currency: str) -> Decimal:
     """Integer minor units → Decimal major units with the currency's exponent (1234 EUR → 12.34)."""
     exponent = currency_exponent(currency)

@@ -215,11 +215,18 @@ def serialize_invoice(invoice: Invoice, *, include_fees: bool = False) -> dict[s
         payload["billing_periods"] = [serialize_billing_period(link) for link in links]
         payload["subscriptions"] = [serialize_subscription(link.subscription) for link in links]
         payload["fees"] = [serialize_fee(fee, invoice) for fee in invoice.fees]
+        # coupons (before taxes), then the credit notes' credit (after taxes)
         payload["credits"] = [
             serialize_credit(credit, invoice) for credit in getattr(invoice, "coupon_credits", [])
-        ]
+        ] + _credits(invoice)
         payload["applied_usage_thresholds"] = []
     return payload
+
+
+def _credits(invoice: Invoice) -> list[dict[str, Any]]:
+    from billing.serializers_credit_notes import serialize_credits  # noqa: PLC0415  (cycle)
+
+    return serialize_credits(invoice)
 
 
 def serialize_past_usage(link: InvoiceSubscription) -> dict[str, Any]:

@@ -13,6 +13,14 @@ from billing.models.coupons import (
     CouponType,
     InvoiceCoupon,
 )
+from billing.models.credit_notes import (
+    CreditNote,
+    CreditNoteItem,
+    CreditNoteReason,
+    CreditStatus,
+    InvoiceCredit,
+    RefundStatus,
+)
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.documents import Document, DocumentType
 from billing.models.events import Event, EventError, UsageBucket
@@ -64,6 +72,10 @@ __all__ = [
     "ChargeFilter",
     "Document",
     "DocumentType",
+    "CreditNote",
+    "CreditNoteItem",
+    "CreditNoteReason",
+    "CreditStatus",
     "Event",
     "EventError",
     "Fee",
@@ -71,11 +83,13 @@ __all__ = [
     "FeeType",
     "Invoice",
     "InvoiceAppliedTax",
+    "InvoiceCredit",
     "InvoiceMetadata",
     "InvoiceStatus",
     "InvoiceSubscription",
     "InvoicingReason",
     "PaymentStatus",
+    "RefundStatus",
     "Plan",
     "PlanInterval",
     "Subscription",

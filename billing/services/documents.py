@@ -39,9 +39,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from billing.errors import NotAllowed
-from billing.models import Document, DocumentType, Invoice, InvoiceStatus
+from billing.models import CreditNote, CreditStatus, Document, DocumentType, Invoice, InvoiceStatus
 from billing.pdf import InvoiceDocument, render_invoice_pdf
 from billing.services import outbox
+from billing.services.credit_note_documents import credit_note_document
 from billing.services.invoice_documents import invoice_document
 from billing.timeutil import now_utc
 from extensions import db
@@ -366,5 +367,24 @@ register(
         statuses=(InvoiceStatus.FINALIZED, InvoiceStatus.VOIDED),
         build=invoice_document,
         serialize=_serialize_invoice,
+    )
+)
+
+
+def _serialize_credit_note(credit_note: CreditNote) -> dict[str, Any]:
+    from billing.serializers_credit_notes import serialize_credit_note  # noqa: PLC0415
+
+    return serialize_credit_note(credit_note)
+
+
+register(
+    DocumentKind(
+        name=DocumentType.CREDIT_NOTE,
+        model=CreditNote,
+        # every credit note is final: its credit status only says what is left of the credit
+        statuses=tuple(CreditStatus),
+        build=credit_note_document,
+        serialize=_serialize_credit_note,
+        status_attribute="credit_status",
     )
 )

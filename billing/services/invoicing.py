@@ -97,7 +97,7 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, outbox
+from billing.services import audit, credit_notes, outbox
 from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.taxes import (
@@ -504,6 +504,8 @@ _FEES: Table = Fee.__table__  # type: ignore[assignment]
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 #: what finalization changes on an invoice
 _FINALIZED_COLUMNS = (
+    "credit_notes_amount_cents",
+    "total_amount_cents",
     "sequential_id",
     "number",
     "status",
@@ -557,6 +559,7 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
             reason = billing.reason
             usage = None if reason == InvoicingReason.SUBSCRIPTION_STARTING else next(usages)
             invoices.append(_new_invoice(billing, usage, ledger))
+    credit_notes.apply_expected_credit(invoices)
     connection = db.session.connection()
     _insert_with_ids(_INVOICES, invoices)
     links = [link for invoice in invoices for link in invoice.invoice_subscriptions]
@@ -730,6 +733,8 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
         else:
             by_customer.setdefault(invoice.customer_id, []).append(invoice)
     last_numbers = _take_numbers({customer: len(own) for customer, own in by_customer.items()})
+    # under the customers' row locks
+    credit_notes.consume_credit([invoice for own in by_customer.values() for invoice in own])
     for customer_id, own in by_customer.items():
         last = last_numbers[customer_id]
         customer = own[0].customer
@@ -785,7 +790,10 @@ def finalizes_zero_amount(customer: Customer) -> bool:
 
 def _closes(invoice: Any) -> bool:
     """A zero-amount invoice of a customer that skips them: closed, not finalized (Lago)."""
-    return invoice.total_amount_cents == 0 and not finalizes_zero_amount(invoice.customer)
+    # the amount before credit notes: an invoice that consumes credit is finalized, so the
+    # credit is spent
+    owed = invoice.total_amount_cents + invoice.credit_notes_amount_cents
+    return owed == 0 and not finalizes_zero_amount(invoice.customer)
 
 
 def _issue(invoice: Any, status: InvoiceStatus, at: datetime) -> None:
@@ -807,6 +815,7 @@ def _compute(invoice: Invoice) -> None:
         invoice.fees.extend(_fees(link))
     coupon_service.apply_to_invoice(invoice, finalizing=False)
     _totals(invoice)
+    credit_notes.apply_expected_credit([invoice])
 
 
 def _fees(
@@ -960,12 +969,16 @@ def _finalize(
         # subscription invoices only: not one-off or credit purchases)
         coupon_service.apply_to_invoice(invoice, finalizing=True)
         _totals(invoice)
+    if invoice.invoice_type != "credit":
+        # under the customer's row lock; a purchase of prepaid credits is paid, not credited
+        credit_notes.consume_credit([invoice])
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
     _issue(invoice, FINALIZED, at)
     db.session.flush()
     _record(invoice, activity, actor)
     outbox.emit(invoice.organization_id, event, "invoice", _payload(invoice))
+    credit_notes.credit_terminated_subscriptions(invoice, actor)
 
 
 def _claim_invoices(query: Select[Any]) -> list[Invoice]:
@@ -1169,13 +1182,19 @@ def _sync_metadata(invoice: Invoice, items: list[dict[str, Any]], now: datetime)
     invoice.metadata_items = kept
 
 
-def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = None) -> Invoice:
-    """Void a finalized invoice whose payment is pending or failed (Lago's Invoice#voidable?);
-    a draft, a voided or a paid one is 405 not_voidable."""
-    if invoice.status != FINALIZED or invoice.payment_status == PaymentStatus.SUCCEEDED:
+def void_invoice(
+    invoice: Invoice, actor: audit.Actor, at: datetime | None = None, *, explicit: bool = False
+) -> Invoice:
+    """Void a finalized invoice whose payment is pending or failed (Lago's Invoice#voidable?),
+    or a paid one when asked `explicit`ly (Lago's void with `generate_credit_note`, see
+    credit_notes.void_invoice); a draft, a voided or (otherwise) a paid one is 405
+    not_voidable."""
+    paid = invoice.payment_status == PaymentStatus.SUCCEEDED
+    if invoice.status != FINALIZED or (paid and not explicit):
         raise NotAllowed("not_voidable")
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
+    credit_notes.recredit(invoice)
     _record(invoice, "invoice.voided", actor)
     outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
     return invoice

@@ -37,6 +37,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     select,
     text,
 )
@@ -185,3 +186,24 @@ def _sqlite_matches(
 def _like_pattern(fragment: str) -> str:
     escaped = fragment.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return "%" + escaped + "%"
+
+
+def document_matches(
+    organization_id: int, number: Any, customer_id: Any, term: str
+) -> ColumnElement[bool]:
+    """A document (invoice, credit note) whose `number` column, or whose customer's name,
+    external id or e-mail, contains `term`, case-insensitively (the lists' `search_term`)."""
+    pattern = f"%{term.lower()}%"
+    return or_(
+        func.lower(number).like(pattern),
+        customer_id.in_(
+            select(Customer.id).where(
+                Customer.organization_id == organization_id,
+                or_(
+                    func.lower(Customer.name).like(pattern),
+                    func.lower(Customer.external_id).like(pattern),
+                    func.lower(Customer.email).like(pattern),
+                ),
+            )
+        ),
+    )

@@ -32,7 +32,7 @@ from billing.models import (
 )
 from billing.periods import local_date
 from billing.serializers_subscriptions import current_period, downgrade_at, serialize_subscription
-from billing.services import audit, invoicing, outbox
+from billing.services import audit, credit_notes, invoicing, outbox
 from billing.services.customers import find_customer, upsert_customer
 from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
@@ -518,7 +518,7 @@ def _change_plan(
     upgrade = yearly_amount_cents(plan) >= yearly_amount_cents(current.plan)
     _cancel_pending_downgrade(organization, current, actor, at)
     if upgrade:
-        _terminate(organization, current, actor, at)
+        _terminate(organization, current, actor, at, upgrade=True)
     successor = _successor(current, plan, values, data, at)
     db.session.add(successor)
     db.session.flush()
@@ -660,7 +660,12 @@ def _activate(
 
 
 def _terminate(
-    organization: Organization, subscription: Subscription, actor: audit.Actor, at: datetime
+    organization: Organization,
+    subscription: Subscription,
+    actor: audit.Actor,
+    at: datetime,
+    *,
+    upgrade: bool = False,
 ) -> None:
     subscription.transition(TERMINATED, at)
     db.session.flush()
@@ -668,6 +673,7 @@ def _terminate(
     _record(organization, subscription, "subscription.terminated", actor)
     _emit(organization, subscription, "subscription.terminated")
     invoicing.invoice_termination(subscription)
+    credit_notes.credit_unused_days(subscription, actor, upgrade=upgrade)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     auth,
     billable_metrics,
     coupons,
+    credit_notes,
     customers,
     errors,
     events,

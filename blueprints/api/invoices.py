@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from billing.errors import NotFound, ValidationFailed
 from billing.models import DocumentType, Invoice, InvoiceStatus
 from billing.serializers_invoices import serialize_invoice, serialize_past_usage
-from billing.services import documents, invoicing
+from billing.services import credit_notes, documents, invoicing
 from billing.services import metrics as metric_service
 from billing.services.customers import get_customer
 from billing.services.pagination import Page
@@ -146,9 +146,13 @@ def refresh_invoice(lago_id: str) -> ResponseReturnValue:
 
 @bp.post("/invoices/<lago_id>/void")
 def void_invoice(lago_id: str) -> ResponseReturnValue:
-    """Void a finalized invoice (credit note options are accepted and not acted on yet)."""
+    """Void a finalized invoice; Lago's root-level options `generate_credit_note`,
+    `credit_amount` and `refund_amount` credit or refund it at the same time."""
     invoice = invoicing.get_invoice(current_organization(), lago_id)
-    invoicing.void_invoice(invoice, current_actor())
+    options = request.get_json(silent=True)
+    credit_notes.void_invoice(
+        invoice, options if isinstance(options, dict) else {}, current_actor()
+    )
     db.session.commit()
     return _shown(invoice)
 

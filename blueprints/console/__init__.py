@@ -23,6 +23,7 @@ from blueprints.console import (  # noqa: E402,F401
     audit,
     catalog,
     coupons,
+    credit_notes,
     customers,
     dashboard,
     finance,

@@ -12,6 +12,7 @@ from flask import abort, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from billing.errors import NotAllowed, NotFound, ValidationFailed
 from billing.models import Agent, Customer, Organization
 from billing.services import audit
 from extensions import db
@@ -123,3 +124,21 @@ def apply_errors(
         else:
             unplaced += messages
     return unplaced
+
+
+def act(
+    change: Callable[[], object],
+    success: Callable[[], str],
+    done: Callable[[str, str], ResponseReturnValue],
+    refusal: Callable[[Any], str],
+) -> ResponseReturnValue:
+    """Call a service and commit, then show `done("success", success())`; a refusal
+    (NotAllowed, ValidationFailed, NotFound) is rolled back and shown as
+    `done("error", refusal(exc))` instead: nothing changed."""
+    try:
+        change()
+    except (NotAllowed, ValidationFailed, NotFound) as exc:
+        db.session.rollback()
+        return done("error", refusal(exc))
+    db.session.commit()
+    return done("success", success())

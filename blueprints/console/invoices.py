@@ -35,6 +35,7 @@ from billing.services.invoicing import InvoiceFilters
 from billing.services.pagination import Page
 from blueprints.console import bp
 from blueprints.console.helpers import (
+    act,
     agent_actor,
     current_organization,
     date_arg,
@@ -217,10 +218,13 @@ def invoices() -> ResponseReturnValue:
 
 def customer_tab_context(customer: Customer) -> dict[str, Any]:
     """What the customer's Invoices tab shows: the same filters, scoped to the customer."""
+    from blueprints.console import credit_notes  # noqa: PLC0415  (it imports this module)
+
     query = InvoiceQuery.from_args(
         "console.customer", request.args, lago_id=customer.lago_id, tab="invoices"
     )
     return {
+        "customer_credit_notes": credit_notes.customer_credit_notes(customer),
         "query": query,
         "page": _page(query, customer),
         "table_target": "#customer-tab",
@@ -271,6 +275,8 @@ def _fee_lines(invoice: Invoice) -> list[FeeLine]:
 
 
 def _invoice_context(invoice: Invoice) -> dict[str, Any]:
+    from blueprints.console import credit_notes  # noqa: PLC0415  (it imports this module)
+
     customer = invoice.customer
     return {
         "invoice": invoice,
@@ -283,6 +289,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         "voidable": invoice.status == InvoiceStatus.FINALIZED
         and invoice.payment_status != PaymentStatus.SUCCEEDED,
         "stored_pdf": documents.stored_document(DocumentType.INVOICE, invoice.id),
+        **credit_notes.invoice_context(invoice),
     }
 
 
@@ -337,13 +344,7 @@ def _refused(exc: NotAllowed | ValidationFailed | NotFound) -> str:
 def _act(invoice: Invoice, change: Callable[[], object], success: Callable[[], str]) -> Any:
     """Call the service and commit, then show `success()`; a refusal is rolled back and
     shown instead (nothing changed)."""
-    try:
-        change()
-    except (NotAllowed, ValidationFailed, NotFound) as exc:
-        db.session.rollback()
-        return _done(invoice, "error", _refused(exc))
-    db.session.commit()
-    return _done(invoice, "success", success())
+    return act(change, success, lambda category, text: _done(invoice, category, text), _refused)
 
 
 @bp.post("/invoices/<uuid:lago_id>/refresh")
