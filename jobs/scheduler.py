@@ -109,3 +109,8 @@ from jobs.invoicing import run_draft_finalization, run_overdue_marking, run_peri
 JOBS.append(JobSpec("period_close", run_period_close, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("draft_finalization", run_draft_finalization, "interval", {"seconds": 60}))
 JOBS.append(JobSpec("overdue_invoices", run_overdue_marking, "interval", {"seconds": 300}))
+
+from jobs.wallets import run_wallet_expiration  # noqa: E402
+
+# Wallets past their expiration time are terminated within a minute.
+JOBS.append(JobSpec("wallet_expiration", run_wallet_expiration, "interval", {"seconds": 60}))

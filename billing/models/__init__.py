@@ -18,6 +18,14 @@ from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
+from billing.models.wallets import (
+    TransactionKind,
+    TransactionStatus,
+    TransactionType,
+    Wallet,
+    WalletStatus,
+    WalletTransaction,
+)
 
 __all__ = [
     "ActivityLog",
@@ -42,7 +50,13 @@ __all__ = [
     "PlanInterval",
     "Subscription",
     "SubscriptionStatus",
+    "TransactionKind",
+    "TransactionStatus",
+    "TransactionType",
     "UsageBucket",
+    "Wallet",
+    "WalletStatus",
+    "WalletTransaction",
     "Customer",
     "CustomerImport",
     "CustomerMetadata",

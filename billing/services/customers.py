@@ -19,6 +19,7 @@ from billing.models import (
     Invoice,
     Organization,
     Subscription,
+    Wallet,
 )
 from billing.models.customers import CustomerStatus
 from billing.serializers import serialize_customer
@@ -52,8 +53,8 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Subscriptions of any status and invoices of any status count; coupons and wallets arrive
-    with their capabilities, which extend this check.
+    Subscriptions, invoices and wallets of any status count; coupons arrive with their
+    capability, which extends this check.
     """
     if customer.id is None:
         return False
@@ -62,6 +63,7 @@ def customer_has_attachments(customer: Customer) -> bool:
             select(
                 exists().where(Subscription.customer_id == customer.id)
                 | exists().where(Invoice.customer_id == customer.id)
+                | exists().where(Wallet.customer_id == customer.id)
             )
         )
     )
@@ -181,14 +183,17 @@ def _save(
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
     """Soft-delete: the customer's subscriptions end (active ones terminated and billed, those
-    not started canceled) and its draft invoices are finalized; then it leaves lists and
+    not started canceled), its draft invoices are finalized (consuming its prepaid credits),
+    its wallet's remaining credits are voided and the wallet terminated; then it leaves lists and
     lookups (its invoices stay readable) and its external id is free again."""
     # Imported here: the subscriptions service builds on this module (it creates customers).
     from billing.services.invoicing import finalize_customer_drafts  # noqa: PLC0415
     from billing.services.subscriptions import end_customer_subscriptions  # noqa: PLC0415
+    from billing.services.wallets import terminate_customer_wallets  # noqa: PLC0415
 
     end_customer_subscriptions(organization, customer, actor)
     finalize_customer_drafts(customer, actor)
+    terminate_customer_wallets(customer, actor)
     customer.deleted_at = now_utc()
     customer.updated_at = customer.deleted_at
     db.session.flush()

@@ -96,7 +96,7 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, outbox
+from billing.services import audit, outbox, wallets
 from billing.services.pagination import Page
 from billing.services.usage import UsageSummary, usage_for_period, usage_for_periods
 from billing.timeutil import now_utc
@@ -504,6 +504,9 @@ _FINALIZED_COLUMNS = (
     "grace_period_ends_at",
     "finalized_at",
     "updated_at",
+    # prepaid credits are applied at finalization
+    "prepaid_credit_amount_cents",
+    "total_amount_cents",
 )
 #: built once: a new invoice finalized (executed with one parameter set per invoice)
 _FINALIZE_NEW = (
@@ -716,6 +719,7 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             .returning(_CUSTOMERS.c.id, _CUSTOMERS.c.invoices_sequence)
         ).all()
     )
+    wallets.apply_prepaid_credits(invoices)
     parameters = []
     for customer_id in customer_ids:
         own = by_customer[customer_id]
@@ -886,6 +890,7 @@ def _finalize(invoice: Invoice, actor: audit.Actor, at: datetime) -> None:
     invoice.issuing_date = local_date(at, customer.applicable_timezone)
     invoice.payment_due_date = invoice.issuing_date + timedelta(days=invoice.net_payment_term)
     invoice.grace_period_ends_at = None
+    wallets.apply_prepaid_credits([invoice], at)
     # TODO(zero amounts): finalize_zero_amount_invoice "skip" is treated like "finalize".
     if invoice.total_amount_cents == 0:
         invoice.payment_status = PaymentStatus.SUCCEEDED
@@ -1012,6 +1017,7 @@ def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -
             "invoice",
             _payload(invoice),
         )
+        wallets.on_invoice_payment(invoice, actor)
     if metadata is not None:
         _sync_metadata(invoice, metadata, now)
         invoice.updated_at = now

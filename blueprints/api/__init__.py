@@ -15,4 +15,5 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     plans,
     subscriptions,
     usage,
+    wallets,
 )
