@@ -27,4 +27,5 @@ from blueprints.console import (  # noqa: E402,F401
     invoices,
     settings,
     subscriptions,
+    wallets,
 )

@@ -32,8 +32,9 @@ from billing.reference import currency_codes
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
+from billing.services import wallets as wallet_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp, invoices, subscriptions
+from blueprints.console import bp, invoices, subscriptions, wallets
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -486,12 +487,15 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
     context: dict[str, Any] = {"customer": customer, "tab": tab, "tabs": TABS}
     context.update(subscriptions.header_summary(customer))
     context["balances"] = invoicing_service.customer_balances(customer)
+    context["header_wallet"] = wallet_service.active_wallet(customer)
     if tab == "invoices":
         context.update(invoices.customer_tab_context(customer))
     elif tab == "subscriptions":
         context.update(
             subscriptions.subscriptions_tab_context(customer, live=request.args.get("live") == "1")
         )
+    elif tab == "wallet":
+        context.update(wallets.wallet_tab_context(customer))
     elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
         context["latest_invoices"] = invoices.latest_invoices(customer)
@@ -568,6 +572,9 @@ def deletion_consequences(customer: Customer) -> list[str]:
     drafts = invoicing_service.count_customer_drafts(customer)
     if drafts:
         consequences.append(f"{drafts} draft invoice(s) are finalized now.")
+    wallet = wallet_service.active_wallet(customer)
+    if wallet is not None:
+        consequences.append(wallets.deletion_consequence(wallet))
     consequences.append("Finalized invoices stay readable in the invoice lists and the API.")
     consequences.append("A customer.deleted webhook is sent to your endpoints.")
     return consequences
