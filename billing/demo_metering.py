@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from billing.demo_wallets import seed_wallet
 from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
 from billing.services import audit
 from billing.services.events import MAX_BATCH_SIZE, ingest_events
@@ -220,6 +221,7 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     ]  # fmt: skip
     for offset in range(0, len(events), MAX_BATCH_SIZE):
         ingest_events(organization, events[offset : offset + MAX_BATCH_SIZE])
+    seed_wallet(organization)
     _bill_history(organization, now - timedelta(days=max(days for *_, days, _ in SUBSCRIPTIONS)))
     subscriptions = db.session.scalar(
         select(func.count(Subscription.id)).where(Subscription.organization_id == organization.id)

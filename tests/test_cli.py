@@ -131,3 +131,11 @@ def test_demo_seed_meters_usage_once(app, client, db_session):
     assert any(i["payment_status"] == "succeeded" for i in invoices)
     overdue = client.get("/api/v1/invoices?payment_overdue=true", headers=api).get_json()
     assert {i["customer"]["external_id"] for i in overdue["invoices"]} == {"hooli"}
+    # Initech's welcome credits (25 EUR) paid part of its first invoice.
+    [wallet] = client.get("/api/v1/wallets?external_customer_id=initech", headers=api).get_json()[
+        "wallets"
+    ]
+    paid_by_credits = [i for i in invoices if i["prepaid_credit_amount_cents"] > 0]
+    assert [i["customer"]["external_id"] for i in paid_by_credits] == ["initech"]
+    assert wallet["consumed_amount_cents"] == paid_by_credits[0]["prepaid_credit_amount_cents"]
+    assert wallet["balance_cents"] == 2500 - wallet["consumed_amount_cents"]
