@@ -193,6 +193,30 @@ def test_a_failed_payment_fails_the_purchase_and_credits_nothing(api_client, org
     assert (purchase["status"], purchase["failed_at"]) == ("failed", "2024-01-01T00:00:00Z")
 
 
+def test_voiding_the_credit_invoice_fails_the_purchase(api_client, org, acme):
+    wallet = created(api_client, paid_credits="10")
+    [invoice] = invoices_of(org)
+
+    api_client.post(f"/api/v1/invoices/{invoice.lago_id}/void")
+    api_client.put(  # a voided invoice marked paid afterwards credits nothing either
+        f"/api/v1/invoices/{invoice.lago_id}", json={"invoice": {"payment_status": "succeeded"}}
+    )
+
+    [purchase] = transactions(api_client, wallet["lago_id"])
+    assert purchase["status"] == "failed"
+    assert wallet_of(wallet["lago_id"]).balance_cents == 0
+
+
+def test_paid_credits_worth_nothing_settle_at_once(api_client, org, acme):
+    wallet = created(api_client, paid_credits="0.004")  # 0.004 EUR rounds to 0 cents
+
+    [invoice] = invoices_of(org)
+    assert (invoice.total_amount_cents, invoice.payment_status) == (0, "succeeded")
+    [purchase] = transactions(api_client, wallet["lago_id"])
+    assert (purchase["status"], purchase["credit_amount"]) == ("settled", "0.004")
+    assert wallet_of(wallet["lago_id"]).credits_balance == Decimal("0.004")
+
+
 def test_top_up_paid_granted_and_voided_credits(api_client, org, acme):
     wallet = created(api_client, rate_amount="1.5", granted_credits="10")
 

@@ -1079,6 +1079,7 @@ def void_invoice(invoice: Invoice, actor: audit.Actor, at: datetime | None = Non
         raise NotAllowed("not_voidable")
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
+    wallets.on_invoice_payment(invoice, actor)  # a voided credit invoice fails its purchase
     _record(invoice, "invoice.voided", actor)
     outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
     return invoice

@@ -481,11 +481,17 @@ def _void(wallet: Wallet, credits: Decimal, actor: audit.Actor, at: datetime) ->
 
 
 def on_invoice_payment(invoice: Invoice, actor: audit.Actor) -> None:
-    """A credit invoice's payment status changed: succeeded settles its pending purchase
-    (credits join the balance), failed fails it. Other invoices are not this module's."""
+    """A credit invoice's payment status changed, or it was voided: a successful payment of
+    a finalized one settles its purchase (the credits join the balance); a failed payment or
+    a void fails it. Other invoices are not this module's."""
     if invoice.invoice_type != "credit":
         return
     at = now_utc()
+    paid = (
+        invoice.payment_status == PaymentStatus.SUCCEEDED
+        and invoice.status == InvoiceStatus.FINALIZED
+    )
+    lost = invoice.payment_status == PaymentStatus.FAILED or invoice.status == InvoiceStatus.VOIDED
     transactions = db.session.scalars(
         select(WalletTransaction).where(
             WalletTransaction.invoice_id == invoice.id,
@@ -494,12 +500,9 @@ def on_invoice_payment(invoice: Invoice, actor: audit.Actor) -> None:
         )
     )
     for transaction in transactions:
-        if invoice.payment_status == PaymentStatus.SUCCEEDED:
+        if paid:
             _settle(transaction, actor, at, announce=True)
-        elif (
-            invoice.payment_status == PaymentStatus.FAILED
-            and transaction.status == TransactionStatus.PENDING
-        ):
+        elif lost and transaction.status == TransactionStatus.PENDING:
             transaction.transition(TransactionStatus.FAILED, at)
             db.session.flush()
             _record_transaction(transaction, actor, updated=True)
