@@ -162,3 +162,19 @@ def test_the_deletion_preview_names_the_wallet(agent_client, org, acme):
     page = agent_client.get(f"/customers/{acme.lago_id}/delete").get_data(as_text=True)
 
     assert "left of its 4.0 credit(s) (€8.00) is voided" in page
+
+
+def test_the_credit_invoice_page_shows_the_purchase(agent_client, org, acme):
+    wallet_service.create_wallet(
+        org, {"external_customer_id": "acme", "rate_amount": "2", "name": "Top-ups",
+              "paid_credits": "7"},
+        TEST_ACTOR,
+    )  # fmt: skip
+    db.session.commit()
+    [invoice] = db.session.scalars(select(Invoice).where(Invoice.customer_id == acme.id)).all()
+
+    page = agent_client.get(f"/invoices/{invoice.lago_id}")
+
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Top-ups" in html and "€14.00" in html

@@ -418,6 +418,32 @@ def test_finalization_consumes_credits_after_taxes(api_client, org, acme, clock,
     assert (shown["prepaid_credit_amount_cents"], shown["total_amount_cents"]) == (prepaid, total)
 
 
+@pytest.mark.parametrize(
+    ("currency", "rate", "granted", "prepaid", "total", "credits_left", "cents_left"),
+    [
+        ("JPY", "3", "100", 300, 700, "0", 0),  # 100 credits × ¥3, all spent
+        ("JPY", "7", "200", 1000, 0, "57.14286", 400),  # ¥1,000 = 142.85714 credits
+        ("KWD", "0.25", "4", 1000, 500, "0", 0),  # 1.000 KWD against 1.500 KWD
+    ],
+)
+def test_consumption_in_zero_and_three_decimal_currencies(api_client, org, clock, currency, rate,
+                                                          granted, prepaid, total, credits_left,
+                                                          cents_left):  # fmt: skip
+    customer = factories.make_customer(org, external_id="acme", currency=currency)
+    wallet = created(api_client, rate_amount=rate, granted_credits=granted)
+    plan = factories.make_plan(
+        org, charges=[], amount_cents=1000 if currency == "JPY" else 1500, amount_currency=currency
+    )
+    factories.make_subscription(org, customer, plan, subscription_at="2024-01-01T00:00:00Z")
+
+    close_january(clock)
+
+    [invoice] = invoices_of(org)
+    assert (invoice.prepaid_credit_amount_cents, invoice.total_amount_cents) == (prepaid, total)
+    stored = wallet_of(wallet["lago_id"])
+    assert (stored.credits_balance, stored.balance_cents) == (Decimal(credits_left), cents_left)
+
+
 def test_drafts_do_not_consume_until_finalized(api_client, org, clock):
     customer = factories.make_customer(
         org, external_id="acme", currency="EUR", billing_configuration={"invoice_grace_period": 3}
