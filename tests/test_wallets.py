@@ -444,6 +444,22 @@ def test_consumption_in_zero_and_three_decimal_currencies(api_client, org, clock
     assert (stored.credits_balance, stored.balance_cents) == (Decimal(credits_left), cents_left)
 
 
+def test_an_invoice_paid_in_advance_at_the_start_consumes_credits(api_client, org, acme):
+    created(api_client, granted_credits="5")
+    plan = factories.make_plan(org, charges=[], pay_in_advance=True)
+
+    response = api_client.post(
+        "/api/v1/subscriptions",
+        json={"subscription": {"external_customer_id": "acme", "plan_code": plan.code,
+                               "external_id": "acme-sub"}},
+    )  # fmt: skip
+
+    assert response.status_code == 200
+    [invoice] = [i for i in invoices_of(org) if i.invoice_type == "subscription"]
+    assert (invoice.fees_amount_cents, invoice.prepaid_credit_amount_cents) == (1000, 500)
+    assert (invoice.status, invoice.total_amount_cents) == ("finalized", 500)
+
+
 def test_drafts_do_not_consume_until_finalized(api_client, org, clock):
     customer = factories.make_customer(
         org, external_id="acme", currency="EUR", billing_configuration={"invoice_grace_period": 3}
