@@ -21,7 +21,6 @@ from billing.models import Customer, Wallet
 from billing.money import format_money
 from billing.periods import local_midnight
 from billing.serializers_usage import units_text
-from billing.services import invoicing
 from billing.services import wallets as wallet_service
 from blueprints.console import bp
 from blueprints.console.forms import Select, currency_choices
@@ -106,30 +105,16 @@ def wallet_tab_context(
 
 
 def _section(customer: Customer, status: int = 200, **forms: Any) -> ResponseReturnValue:
-    """The wallet section alone (htmx), or the customer's page on its wallet tab (a form
-    posted without JavaScript), with the forms as posted."""
-    # Imported here: the customers view module imports this one for its tab.
-    from blueprints.console import customers, subscriptions  # noqa: PLC0415
-
-    context = wallet_tab_context(customer, **forms)
-    shared = {
-        "customer": customer,
-        "timezone": customer.applicable_timezone,
-        "org_timezone": current_organization().timezone,
-    }
-    if is_htmx():
-        return render_template("console/_customer_wallet.html", **shared, **context), status
-    page = render_template(
-        "console/customer.html",
-        tab="wallet",
-        tabs=customers.TABS,
-        balances=invoicing.customer_balances(customer),
-        header_wallet=wallet_service.active_wallet(customer),
-        **subscriptions.header_summary(customer),
-        **shared,
-        **context,
-    )
-    return page, status
+    """The wallet section with the forms as posted: alone for htmx, else on a page of its own
+    (a form posted without JavaScript)."""
+    template = "console/_customer_wallet.html" if is_htmx() else "console/wallet_form.html"
+    return render_template(
+        template,
+        customer=customer,
+        timezone=customer.applicable_timezone,
+        org_timezone=current_organization().timezone,
+        **wallet_tab_context(customer, **forms),
+    ), status
 
 
 def _done(customer: Customer, message: str) -> ResponseReturnValue:
