@@ -74,6 +74,13 @@ _DEDUCTIONS = (
     "prepaid_credit_amount_cents",
     "total_paid_amount_cents",
 )
+#: what a credit invoice's amounts all are: its one fee's
+_TOTALS = (
+    "fees_amount_cents",
+    "sub_total_excluding_taxes_amount_cents",
+    "sub_total_including_taxes_amount_cents",
+    "total_amount_cents",
+)
 
 
 @dataclass(frozen=True)
@@ -386,6 +393,7 @@ def _purchase(
     invoice = Invoice(
         organization_id=wallet.organization_id,
         customer=customer,
+        customer_id=customer.id,
         number=f"{customer.slug}-DRAFT",
         invoice_type="credit",
         status=InvoiceStatus.DRAFT,
@@ -396,8 +404,10 @@ def _purchase(
         currency=wallet.currency,
         created_at=at,
         updated_at=at,
-        # no coupon, tax, credit note or credit applies to a purchase of credits
+        # A purchase of credits is untaxed (taxes are paid on what the credits buy) and nothing
+        # is deducted from it: every amount of §10.1 is the fee's.
         **dict.fromkeys(_DEDUCTIONS, 0),
+        **dict.fromkeys(_TOTALS, amount_cents),
     )
     invoice.fees.append(
         Fee(
@@ -412,7 +422,6 @@ def _purchase(
             created_at=at,
         )
     )
-    invoicing._totals(invoice)
     db.session.add(invoice)
     transaction = _new_transaction(
         wallet, TransactionType.INBOUND, TransactionKind.PURCHASED, credits, amount_cents, at
