@@ -278,6 +278,7 @@ def test_a_customer_without_currency_takes_the_wallets(api_client, org, clock):
     assert wallet["currency"] == "USD"
     db.session.refresh(customer)
     assert customer.currency == "USD"
+    assert "customer.updated" in events(org)
     response = api_client.post(
         "/api/v1/customers", json={"customer": {"external_id": "acme", "currency": "EUR"}}
     )

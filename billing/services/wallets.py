@@ -47,6 +47,7 @@ from billing.models import (
 )
 from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
 from billing.periods import local_date
+from billing.serializers import serialize_customer
 from billing.serializers_wallets import serialize_wallet, serialize_wallet_transaction
 from billing.services import audit, outbox
 from billing.services.customers import get_customer
@@ -202,8 +203,7 @@ def create_wallet(organization: Organization, data: dict[str, Any], actor: audit
         raise ValidationFailed(errors)
     assert rate is not None and isinstance(currency, str)
     if customer.currency is None:  # as Lago: the wallet sets a currency-less customer's
-        customer.currency = currency
-        customer.updated_at = now
+        _set_customer_currency(customer, currency, actor, now)
     wallet = Wallet(
         organization_id=organization.id,
         customer=customer,
@@ -221,6 +221,28 @@ def create_wallet(organization: Organization, data: dict[str, Any], actor: audit
     _emit_wallet(wallet, "wallet.created")
     _top_up(wallet, credits, actor, now)
     return wallet
+
+
+def _set_customer_currency(
+    customer: Customer, currency: str, actor: audit.Actor, at: datetime
+) -> None:
+    """The customer takes the wallet's currency: a change of the customer like any other."""
+    customer.currency = currency
+    customer.updated_at = at
+    db.session.flush()
+    audit.record_activity(
+        organization_id=customer.organization_id,
+        actor=actor,
+        activity_type="customer.updated",
+        resource_type="customer",
+        resource_id=str(customer.lago_id),
+        resource_label=customer.display_name,
+        changes={"currency": [None, currency]},
+        customer_id=customer.id,
+    )
+    outbox.emit(
+        customer.organization_id, "customer.updated", "customer", serialize_customer(customer)
+    )
 
 
 def _is_currency(code: str) -> bool:
