@@ -1,7 +1,7 @@
 """Wallets (prepaid credits) and wallet transactions.
 
-Revision ID: 0012
-Revises: 0007
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-01
 
 New tables only: no existing table is rebuilt. One active wallet per customer is a partial
@@ -14,8 +14,8 @@ from alembic import op
 import billing.models.types
 
 # revision identifiers, used by Alembic.
-revision = '0012'
-down_revision = '0007'
+revision = '0016'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
