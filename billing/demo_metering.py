@@ -19,6 +19,7 @@ from billing.demo_coupons import seed_coupons
 from billing.demo_credit_notes import seed_credit_note
 from billing.demo_documents import seed_documents
 from billing.demo_taxes import REDUCED_RATE_CODE
+from billing.demo_wallets import seed_wallet
 from billing.models import BillableMetric, Customer, Event, Invoice, Organization, Subscription
 from billing.services import audit
 from billing.services.events import MAX_BATCH_SIZE, ingest_events
@@ -227,6 +228,7 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     for offset in range(0, len(events), MAX_BATCH_SIZE):
         ingest_events(organization, events[offset : offset + MAX_BATCH_SIZE])
     seed_coupons(organization, now - timedelta(days=60))  # before Globex's first invoice
+    seed_wallet(organization)
     _bill_history(organization, now - timedelta(days=max(days for *_, days, _ in SUBSCRIPTIONS)))
     seed_documents(organization)
     subscriptions = db.session.scalar(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billing.models import DocumentType, Fee, Invoice, InvoiceSubscription
+from billing.models import DocumentType, Fee, FeeType, Invoice, InvoiceSubscription
 from billing.money import currency_exponent
 from billing.periods import Period
 from billing.serializers import serialize_customer
@@ -64,6 +64,10 @@ def serialize_billing_period(link: InvoiceSubscription) -> dict[str, Any]:
 
 
 def _fee_item(fee: Fee) -> dict[str, Any]:
+    if fee.fee_type == FeeType.CREDIT:
+        from billing.services.wallets import credit_fee_item  # noqa: PLC0415
+
+        return credit_fee_item(fee)
     if fee.charge is not None:
         metric = fee.charge.billable_metric
         return {

@@ -118,3 +118,7 @@ from jobs.webhooks import run_webhook_delivery, run_webhook_dispatch  # noqa: E4
 
 JOBS.append(JobSpec("webhook_dispatch", run_webhook_dispatch, "interval", {"seconds": 2}))
 JOBS.append(JobSpec("webhook_delivery", run_webhook_delivery, "interval", {"seconds": 2}))
+from jobs.wallets import run_wallet_expiration  # noqa: E402
+
+# Wallets past their expiration time are terminated within a minute.
+JOBS.append(JobSpec("wallet_expiration", run_wallet_expiration, "interval", {"seconds": 60}))

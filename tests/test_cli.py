@@ -139,3 +139,11 @@ def test_demo_seed_meters_usage_once(app, client, db_session):
     }
     assert taxed["initech"] == {"vat_fr_reduced"} and taxed["globex"] == {"vat_fr"}
     assert all(i["taxes_amount_cents"] > 0 for i in invoices if i["fees_amount_cents"] >= 100)
+    # Initech's welcome credits (25 EUR) paid part of its first invoice.
+    [wallet] = client.get("/api/v1/wallets?external_customer_id=initech", headers=api).get_json()[
+        "wallets"
+    ]
+    paid_by_credits = [i for i in invoices if i["prepaid_credit_amount_cents"] > 0]
+    assert [i["customer"]["external_id"] for i in paid_by_credits] == ["initech"]
+    assert wallet["consumed_amount_cents"] == paid_by_credits[0]["prepaid_credit_amount_cents"]
+    assert wallet["balance_cents"] == 2500 - wallet["consumed_amount_cents"]

@@ -39,6 +39,14 @@ from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
 from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
+from billing.models.wallets import (
+    TransactionKind,
+    TransactionStatus,
+    TransactionType,
+    Wallet,
+    WalletStatus,
+    WalletTransaction,
+)
 from billing.models.webhooks import (
     DeliveryStatus,
     InboundDelivery,
@@ -95,7 +103,13 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "Tax",
+    "TransactionKind",
+    "TransactionStatus",
+    "TransactionType",
     "UsageBucket",
+    "Wallet",
+    "WalletStatus",
+    "WalletTransaction",
     "Customer",
     "CustomerImport",
     "CustomerMetadata",

@@ -21,6 +21,7 @@ from billing.models import (
     Organization,
     Subscription,
     Tax,
+    Wallet,
 )
 from billing.models.customers import CustomerStatus
 from billing.models.taxes import customer_taxes
@@ -57,8 +58,7 @@ _CREATION_DEFAULTS = {
 def customer_has_attachments(customer: Customer) -> bool:
     """Whether anything (subscription, coupon, wallet, invoice) is attached to the customer.
 
-    Subscriptions, invoices and applied coupons of any status count; wallets arrive with
-    their capability, which extends this check.
+    Subscriptions, invoices, applied coupons and wallets of any status count.
     """
     if customer.id is None:
         return False
@@ -68,6 +68,7 @@ def customer_has_attachments(customer: Customer) -> bool:
                 exists().where(Subscription.customer_id == customer.id)
                 | exists().where(Invoice.customer_id == customer.id)
                 | exists().where(AppliedCoupon.customer_id == customer.id)
+                | exists().where(Wallet.customer_id == customer.id)
             )
         )
     )
@@ -193,18 +194,21 @@ def _save(
 
 def delete_customer(organization: Organization, customer: Customer, actor: audit.Actor) -> Customer:
     """Soft-delete: the customer's subscriptions end (active ones terminated and billed, those
-    not started canceled), its draft invoices are finalized and then its applied coupons
-    terminated; then it leaves lists and lookups (its invoices stay readable) and its
-    external id is free again."""
+    not started canceled), its draft invoices are finalized (consuming its prepaid credits),
+    then its applied coupons terminated, its wallet's remaining credits voided and the wallet
+    terminated; then it leaves lists and lookups (its invoices stay readable) and its external
+    id is free again."""
     # Imported here: the subscriptions service builds on this module (it creates customers).
     from billing.services.coupons import terminate_customer_coupons  # noqa: PLC0415
     from billing.services.invoicing import finalize_customer_drafts  # noqa: PLC0415
     from billing.services.subscriptions import end_customer_subscriptions  # noqa: PLC0415
+    from billing.services.wallets import terminate_customer_wallets  # noqa: PLC0415
 
     end_customer_subscriptions(organization, customer, actor)
     # drafts first: they are finalized with the coupons they show
     finalize_customer_drafts(customer, actor)
     terminate_customer_coupons(customer, actor)
+    terminate_customer_wallets(customer, actor)
     customer.deleted_at = now_utc()
     customer.updated_at = customer.deleted_at
     db.session.flush()

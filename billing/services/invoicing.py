@@ -97,7 +97,7 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, credit_notes, outbox
+from billing.services import audit, credit_notes, outbox, wallets
 from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.taxes import (
@@ -502,9 +502,10 @@ _INVOICES: Table = Invoice.__table__  # type: ignore[assignment]
 _LINKS: Table = InvoiceSubscription.__table__  # type: ignore[assignment]
 _FEES: Table = Fee.__table__  # type: ignore[assignment]
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
-#: what finalization changes on an invoice
+#: what finalization changes on an invoice (credit notes and prepaid credits are applied then)
 _FINALIZED_COLUMNS = (
     "credit_notes_amount_cents",
+    "prepaid_credit_amount_cents",
     "total_amount_cents",
     "sequential_id",
     "number",
@@ -734,7 +735,9 @@ def _finalize_new(invoices: Sequence[Any]) -> None:
             by_customer.setdefault(invoice.customer_id, []).append(invoice)
     last_numbers = _take_numbers({customer: len(own) for customer, own in by_customer.items()})
     # under the customers' row locks
-    credit_notes.consume_credit([invoice for own in by_customer.values() for invoice in own])
+    finalized = [invoice for own in by_customer.values() for invoice in own]
+    credit_notes.consume_credit(finalized)
+    wallets.apply_prepaid_credits(finalized)  # after the credit notes, as Lago
     for customer_id, own in by_customer.items():
         last = last_numbers[customer_id]
         customer = own[0].customer
@@ -974,6 +977,7 @@ def _finalize(
         credit_notes.consume_credit([invoice])
     invoice.sequential_id = sequence
     invoice.number = f"{customer.slug}-{invoice.sequential_id:03d}"
+    wallets.apply_prepaid_credits([invoice], at)  # after the credit notes, as Lago
     _issue(invoice, FINALIZED, at)
     db.session.flush()
     _record(invoice, activity, actor)
@@ -1128,6 +1132,7 @@ def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -
             "invoice",
             _payload(invoice),
         )
+        wallets.on_invoice_payment(invoice, actor)
     if metadata is not None:
         _sync_metadata(invoice, metadata, now)
         invoice.updated_at = now
@@ -1195,6 +1200,7 @@ def void_invoice(
     invoice.transition(VOIDED, at or now_utc())
     db.session.flush()
     credit_notes.recredit(invoice)
+    wallets.on_invoice_payment(invoice, actor)  # a voided credit invoice fails its purchase
     _record(invoice, "invoice.voided", actor)
     outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
     return invoice

@@ -20,5 +20,6 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     subscriptions,
     taxes,
     usage,
+    wallets,
     webhooks,
 )

@@ -33,5 +33,6 @@ from blueprints.console import (  # noqa: E402,F401
     settings,
     subscriptions,
     taxes,
+    wallets,
     webhooks,
 )

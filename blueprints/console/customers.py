@@ -33,8 +33,9 @@ from billing.services import analytics, webhooks
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
 from billing.services import subscriptions as subscription_service
+from billing.services import wallets as wallet_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
-from blueprints.console import bp, coupons, finance, invoices, subscriptions
+from blueprints.console import bp, coupons, finance, invoices, subscriptions, wallets
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -503,6 +504,7 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
     context: dict[str, Any] = {"customer": customer, "tab": tab, "tabs": TABS}
     context.update(subscriptions.header_summary(customer))
     context["balances"] = analytics.customer_balances(customer)
+    context["header_wallet"] = wallet_service.active_wallet(customer)
     if tab == "invoices":
         context.update(invoices.customer_tab_context(customer))
     elif tab == "subscriptions":
@@ -513,6 +515,7 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
         context.update(finance.customer_analytics_context(customer))
     elif tab == "wallet":
         context.update(coupons.customer_tab_context(customer))
+        context.update(wallets.wallet_tab_context(customer))
     elif tab == "overview":
         context["recent"] = _activity(customer, limit=5)
         context["latest_invoices"] = invoices.latest_invoices(customer)
@@ -591,6 +594,9 @@ def deletion_consequences(customer: Customer) -> list[str]:
     if drafts:
         consequences.append(f"{drafts} draft invoice(s) are finalized now.")
     consequences.extend(coupons.deletion_consequences(customer))
+    wallet = wallet_service.active_wallet(customer)
+    if wallet is not None:
+        consequences.append(wallets.deletion_consequence(wallet))
     consequences.append("Finalized invoices stay readable in the invoice lists and the API.")
     consequences.append("A customer.deleted webhook is sent to your endpoints.")
     return consequences
