@@ -263,3 +263,10 @@ def test_the_console_says_when_a_chosen_tax_is_gone(agent_client, org, taxes):
     assert response.status_code == 422
     assert "A chosen tax no longer exists" in response.text
     assert db.session.scalar(select(AddOn).where(AddOn.code == "onboarding")) is None
+
+
+def test_the_tax_delete_preview_counts_its_add_ons(agent_client, api_client, org, taxes):
+    add_on(api_client, "setup", tax_codes=["reduced"])
+    add_on(api_client, "training", tax_codes=["reduced", "vat"])
+    preview = agent_client.get(f"/taxes/{taxes['reduced'].lago_id}/delete")
+    assert preview.status_code == 200 and "It is removed from 2 add-ons." in preview.text
