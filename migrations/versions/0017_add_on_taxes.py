@@ -1,6 +1,6 @@
 """Add-on taxes: the link applying taxes to an add-on (its `tax_codes`).
 
-Revision ID: 0018
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-12-01
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = '0018'
+revision = '0017'
 down_revision = '0016'
 branch_labels = None
 depends_on = None
