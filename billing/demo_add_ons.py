@@ -1,4 +1,6 @@
-"""Demo data for add-ons: two add-ons and a one-off invoice billing them to Globex.
+"""Demo data for add-ons: two add-ons and a one-off invoice billing them to Globex. Onboarding
+is taxed at the reduced VAT rate (its own taxes) when the demo taxes exist; priority support
+pays the organization's default VAT.
 
 Running it again adds nothing (add-ons by code, the invoice by its type and customer).
 """
@@ -9,11 +11,13 @@ from typing import Any
 
 from sqlalchemy import select
 
+from billing.demo_taxes import REDUCED_RATE_CODE
 from billing.models import Invoice, Organization
 from billing.services import audit
 from billing.services.add_ons import create_add_on, find_add_on
 from billing.services.customers import find_customer
 from billing.services.one_off_invoices import create_one_off_invoice
+from billing.services.taxes import find_tax
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -26,12 +30,17 @@ DEMO_ADD_ONS: list[dict[str, Any]] = [
 ]  # fmt: skip
 #: the demo customer billed once for them
 ONE_OFF_CUSTOMER = "globex"
+#: the add-on taxed at the reduced rate
+REDUCED_RATE_ADD_ON = "onboarding"
 
 
 def seed_add_ons(organization: Organization) -> None:
     """Create the demo add-ons and Globex's one-off invoice, if missing."""
+    reduced = find_tax(organization, REDUCED_RATE_CODE) is not None
     for payload in DEMO_ADD_ONS:
         if find_add_on(organization, payload["code"]) is None:
+            if reduced and payload["code"] == REDUCED_RATE_ADD_ON:
+                payload = {**payload, "tax_codes": [REDUCED_RATE_CODE]}
             create_add_on(organization, payload, SEED)
     customer = find_customer(organization, ONE_OFF_CUSTOMER)
     if customer is None or db.session.scalar(

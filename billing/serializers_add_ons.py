@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from billing.models import AddOn
+from billing.serializers_taxes import serialize_tax
 from billing.timeutil import iso_utc
 
 
 def serialize_add_on(add_on: AddOn) -> dict[str, Any]:
-    """Lago's add-on object. Taxes are not attached to add-ons yet: `taxes` is empty."""
+    """Lago's add-on object; `taxes` are its own (its `tax_codes`), as plans show theirs."""
     return {
         "lago_id": str(add_on.lago_id),
         "name": add_on.name,
@@ -19,5 +20,5 @@ def serialize_add_on(add_on: AddOn) -> dict[str, Any]:
         "amount_currency": add_on.amount_currency,
         "description": add_on.description,
         "created_at": iso_utc(add_on.created_at),
-        "taxes": [],
+        "taxes": [serialize_tax(tax) for tax in add_on.taxes],
     }

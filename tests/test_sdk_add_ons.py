@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from lago_python_client.client import Client
-from lago_python_client.models import AddOn, Customer
+from lago_python_client.models import AddOn, Customer, Tax
 from lago_python_client.models.invoice import InvoiceFee, InvoiceFeesList, OneOffInvoice
 
 from tests.test_sdk_contract import api_error, validation_body
@@ -64,21 +64,25 @@ def test_add_on_errors(sdk):
     assert invalid.response == validation_body({"amount_currency": ["value_is_invalid"]})
 
 
+def bill_acme(sdk: Client, *fees: InvoiceFee) -> Any:
+    """A one-off invoice in euros for the customer `acme`."""
+    return sdk.invoices.create(
+        OneOffInvoice(
+            external_customer_id="acme",
+            currency="EUR",
+            fees=InvoiceFeesList(__root__=list(fees)),
+        )
+    )
+
+
 def test_one_off_invoice_through_the_sdk(sdk):
     sdk.customers.create(Customer(external_id="acme", currency="EUR"))
     new_add_on(sdk, amount_cents=1999)
 
-    invoice = sdk.invoices.create(
-        OneOffInvoice(
-            external_customer_id="acme",
-            currency="EUR",
-            fees=InvoiceFeesList(
-                __root__=[
-                    InvoiceFee(add_on_code="onboarding", units=2.5, description="Workshop"),
-                    InvoiceFee(add_on_code="onboarding", unit_amount_cents=1000),
-                ]
-            ),
-        )
+    invoice = bill_acme(
+        sdk,
+        InvoiceFee(add_on_code="onboarding", units=2.5, description="Workshop"),
+        InvoiceFee(add_on_code="onboarding", unit_amount_cents=1000),
     )
 
     assert invoice.invoice_type == "one_off" and invoice.status == "finalized"
@@ -113,3 +117,27 @@ def test_one_off_invoice_errors_through_the_sdk(sdk):
     assert api_error(lambda: one_off("acme", "USD", "onboarding")).response == validation_body(
         {"currency": ["currencies_does_not_match"]}
     )
+
+
+def test_add_on_taxes_through_the_sdk(sdk):
+    sdk.taxes.create(Tax(name="VAT", code="vat", rate=20.0))
+    sdk.taxes.create(Tax(name="Reduced VAT", code="reduced", rate=5.5))
+    sdk.taxes.create(Tax(name="Levy", code="levy", rate=2.5))
+    sdk.customers.create(Customer(external_id="acme", currency="EUR", tax_codes=["vat"]))
+
+    created = new_add_on(sdk, amount_cents=1999, tax_codes=["reduced"])
+    new_add_on(sdk, code="support", name="Support", amount_cents=15000)
+    missing = api_error(lambda: new_add_on(sdk, code="other", tax_codes=["nope"]))
+    invoice = bill_acme(
+        sdk,
+        InvoiceFee(add_on_code="onboarding"),  # the add-on's 5.5 %: €1.09945
+        InvoiceFee(add_on_code="support"),  # the customer's 20 %: €30.00
+        InvoiceFee(add_on_code="onboarding", tax_codes=["levy"]),  # €0.49975
+    )
+
+    assert [(tax.code, tax.rate) for tax in created.taxes.__root__] == [("reduced", 5.5)]
+    assert sdk.add_ons.find("onboarding").taxes.__root__[0].code == "reduced"
+    assert missing.status_code == 404 and missing.response["code"] == "tax_not_found"
+    assert [fee.taxes_amount_cents for fee in invoice.fees.__root__] == [110, 3000, 50]
+    assert invoice.taxes_amount_cents == 3160
+    assert invoice.total_amount_cents == 1999 + 15000 + 1999 + 3160

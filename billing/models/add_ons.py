@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, Text, Uuid
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from billing.ids import new_lago_id
 from billing.models.plans import LIVE
 from billing.models.types import UTCDateTime
 from billing.timeutil import now_utc
 from extensions import Base
+
+if TYPE_CHECKING:
+    from billing.models.taxes import Tax
 
 
 class AddOn(Base):
@@ -46,3 +50,10 @@ class AddOn(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
     #: soft delete: fees already invoiced keep pointing at the add-on
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    #: the taxes of its fees (`tax_codes`); none means the customer's, else the organization's
+    taxes: Mapped[list[Tax]] = relationship(secondary="add_on_taxes", order_by="Tax.code")
+
+    @property
+    def tax_codes(self) -> list[str]:
+        return [tax.code for tax in self.taxes]

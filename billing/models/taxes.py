@@ -1,5 +1,5 @@
-"""Taxes (lago-api.md §17), the links that apply them (customers, plans, charges) and the taxes
-applied to fees and invoices.
+"""Taxes (lago-api.md §17), the links that apply them (customers, plans, charges, add-ons) and
+the taxes applied to fees and invoices.
 
 An applied tax is a snapshot: code, name, rate and description are copied when the invoice is
 computed, so a finalized invoice never changes when a tax is edited or deleted later.
@@ -77,6 +77,8 @@ customer_taxes = _link_table("customer", "customer")
 plan_taxes = _link_table("plan", "plan")
 #: a charge's taxes
 charge_taxes = _link_table("charge", "charge")
+#: an add-on's taxes: its one-off fees without `tax_codes` of their own
+add_on_taxes = _link_table("add_on", "add_on")
 
 
 class _TaxSnapshot:

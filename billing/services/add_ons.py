@@ -2,7 +2,9 @@
 
 Input is Lago's `add_on` payload as a plain dict (the API and the console build the same
 dicts). Lago sends no webhook for add-ons, so changes go to the audit trail only. `tax_codes`
-is accepted and ignored: taxes on add-ons are not built yet.
+(given: they replace the add-on's taxes) name the organization's taxes; an unknown code is
+NotFound (`tax_not_found`, as customers and plans), nothing written. The add-on's taxes are
+its one-off fees' (services.taxes has the whole rule).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from billing.errors import NotFound, ValidationFailed
 from billing.models import AddOn, Organization
@@ -19,6 +22,7 @@ from billing.services import audit
 from billing.services.metrics import Input, name_or_code_matches, page_of
 from billing.services.organizations import lock_organization
 from billing.services.pagination import Page
+from billing.services.taxes import taxes_by_codes
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -48,8 +52,10 @@ def list_add_ons(
     organization: Organization, page: int = 1, per_page: int = 100, search: str | None = None
 ) -> Page[AddOn]:
     """The organization's live add-ons, newest first; `search` matches name or code."""
-    query = select(AddOn).where(
-        AddOn.organization_id == organization.id, AddOn.deleted_at.is_(None)
+    query = (
+        select(AddOn)
+        .where(AddOn.organization_id == organization.id, AddOn.deleted_at.is_(None))
+        .options(selectinload(AddOn.taxes))
     )
     query = name_or_code_matches(query, search, AddOn.name, AddOn.code)
     return page_of(query.order_by(AddOn.created_at.desc(), AddOn.id.asc()), page, per_page)
@@ -58,8 +64,8 @@ def list_add_ons(
 def parse_add_on_input(
     payload: dict[str, Any], add_on: AddOn | None = None
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The columns an add-on payload sets, and its errors; for an update (`add_on` given)
-    absent keys keep their value."""
+    """The columns an add-on payload sets (`tax_codes` as given, checked when applied), and
+    its errors; for an update (`add_on` given) absent keys keep their value."""
     errors: dict[str, list[str]] = {}
     currency = payload.get("amount_currency")
     if isinstance(currency, str):
@@ -71,13 +77,21 @@ def parse_add_on_input(
     data.text("description", 10_000)
     data.integer("amount_cents")
     data.choice("amount_currency", currency_codes())
+    data.string_list("tax_codes")
     current = {name: getattr(add_on, name) for name in _FIELDS} if add_on else None
     data.require("name", "code", "amount_cents", "amount_currency", current=current)
     return (data.values if not errors else {}), errors
 
 
 def _audited(add_on: AddOn) -> dict[str, Any]:
-    return {k: v for k, v in serialize_add_on(add_on).items() if k not in _NOT_AUDITED}
+    audited = {k: v for k, v in serialize_add_on(add_on).items() if k not in _NOT_AUDITED}
+    return audited | {"tax_codes": add_on.tax_codes}
+
+
+def _resolve_taxes(organization: Organization, columns: dict[str, Any]) -> None:
+    """`tax_codes` given: the taxes they name (`taxes`); NotFound (`tax_not_found`) else."""
+    if "tax_codes" in columns:
+        columns["taxes"] = taxes_by_codes(organization, columns.pop("tax_codes"))
 
 
 def _record(
@@ -107,6 +121,7 @@ def create_add_on(organization: Organization, data: dict[str, Any], actor: audit
         raise ValidationFailed(errors)
     lock_organization(organization)
     _check_code_free(organization, columns["code"], None)
+    _resolve_taxes(organization, columns)
     add_on = AddOn(organization_id=organization.id, **columns)
     db.session.add(add_on)
     db.session.flush()
@@ -124,6 +139,7 @@ def update_add_on(
     lock_organization(organization)
     if "code" in columns:
         _check_code_free(organization, columns["code"], add_on)
+    _resolve_taxes(organization, columns)
     before = _audited(add_on)
     for name, value in columns.items():
         setattr(add_on, name, value)

@@ -2,13 +2,16 @@
 
 `POST /invoices` and the console's "One-off invoice" action build the same payload:
 `{"external_customer_id", "currency", "fees": [{"add_on_code", "units", "unit_amount_cents",
-"description", "invoice_display_name"}]}`. Each line becomes one `add_on` fee whose amount is
-units × unit amount, rounded once to the currency's minor units (money.py). The invoice is
-numbered through invoicing's finalization (the customer's row lock and sequence), announced
-as `invoice.one_off_created` (Lago's webhook for it) and recorded on the customer's timeline.
+"description", "invoice_display_name", "tax_codes"}]}`. Each line becomes one `add_on` fee whose
+amount is units × unit amount, rounded once to the currency's minor units (money.py). A line's
+`tax_codes` (a list, even empty) are the taxes its fee pays instead of the add-on's, customer's
+or organization's (services.taxes has the rule). The invoice is numbered through invoicing's
+finalization (the customer's row lock and sequence), announced as `invoice.one_off_created`
+(Lago's webhook for it) and recorded on the customer's timeline.
 
 Lago's order of refusals: unknown customer (404 `customer_not_found`), no fees (404
-`fees_not_found`), an unknown add-on (404 `add_on_not_found`), then the field errors (422).
+`fees_not_found`), an unknown add-on (404 `add_on_not_found`), an unknown tax code of a line
+(404 `tax_not_found`, as customers, plans and add-ons), then the field errors (422).
 A customer without a currency takes the invoice's; another currency than the customer's is
 422 `currencies_does_not_match`. Nothing is written on any error.
 
@@ -34,6 +37,7 @@ from billing.models import (
     InvoiceStatus,
     Organization,
     PaymentStatus,
+    Tax,
 )
 from billing.money import from_minor_units, parse_decimal, to_minor_units
 from billing.periods import local_date
@@ -43,6 +47,7 @@ from billing.services.add_ons import find_add_on
 from billing.services.customers import get_customer, upsert_customer
 from billing.services.invoicing import _finalize, _net_payment_term, _totals
 from billing.services.metrics import Input
+from billing.services.taxes import line_taxes, taxes_by_codes
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -65,6 +70,8 @@ class OneOffLine:
     unit_amount_cents: int
     description: str | None
     invoice_display_name: str | None
+    #: the line's own taxes (its `tax_codes`); None: the add-on's, customer's or organization's
+    taxes: list[Tax] | None = None
 
     def precise_amount(self, currency: str) -> Decimal:
         """units × unit amount, exact, in major units."""
@@ -98,6 +105,16 @@ def _units(raw: Any, data: Input) -> Decimal | None:
     return units.copy_abs()  # -0 is 0 (and abs() would round to 28 digits)
 
 
+def _line_taxes(organization: Organization, item: dict[str, Any]) -> list[Tax] | None:
+    """A line's own taxes: None without `tax_codes` (absent or null); NotFound
+    (`tax_not_found`) for an unknown code. Codes that are not a list of strings are a field
+    error, reported with the others."""
+    codes = item.get("tax_codes")
+    if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+        return None
+    return taxes_by_codes(organization, codes)
+
+
 def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> OneOffInput:
     """Validate a one-off invoice payload (Lago's order of refusals, see the module's doc);
     raises NotFound or ValidationFailed with every field error."""
@@ -120,6 +137,7 @@ def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> 
         if add_on is None:
             raise NotFound("add_on")
         add_ons.append(add_on)
+    line_taxes_given = [_line_taxes(organization, item) for item in raw_fees]
 
     errors: dict[str, list[str]] = {}
     given = payload.get("currency") or customer.currency
@@ -137,6 +155,8 @@ def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> 
         data.integer("unit_amount_cents", nullable=True)
         data.text("description", 10_000)
         data.text("invoice_display_name")
+        if item.get("tax_codes") is not None:
+            data.string_list("tax_codes")
         units = _units(item.get("units"), data)
         unit_amount_cents = data.values.get("unit_amount_cents")
         if item.get("unit_amount_cents") is None:
@@ -153,6 +173,7 @@ def parse_one_off_input(organization: Organization, payload: dict[str, Any]) -> 
                 unit_amount_cents=unit_amount_cents,
                 description=data.values.get("description"),
                 invoice_display_name=data.values.get("invoice_display_name"),
+                taxes=line_taxes_given[index],
             )
         )
     if not errors:
@@ -193,28 +214,31 @@ def create_one_off_invoice(
         created_at=now,
         updated_at=now,
     )
+    own_taxes = []
     for line in parsed.lines:
         add_on = line.add_on
-        invoice.fees.append(
-            Fee(
-                add_on=add_on,
-                fee_type=FeeType.ADD_ON,
-                amount_cents=line.amount_cents(currency),
-                precise_amount=line.precise_amount(currency),
-                currency=currency,
-                units=line.units,
-                total_aggregated_units=line.units,
-                precise_unit_amount=from_minor_units(line.unit_amount_cents, currency),
-                invoice_display_name=(
-                    line.invoice_display_name or add_on.invoice_display_name or add_on.name
-                ),
-                description=line.description or add_on.description,
-                created_at=now,
-            )
+        fee = Fee(
+            add_on=add_on,
+            fee_type=FeeType.ADD_ON,
+            amount_cents=line.amount_cents(currency),
+            precise_amount=line.precise_amount(currency),
+            currency=currency,
+            units=line.units,
+            total_aggregated_units=line.units,
+            precise_unit_amount=from_minor_units(line.unit_amount_cents, currency),
+            invoice_display_name=(
+                line.invoice_display_name or add_on.invoice_display_name or add_on.name
+            ),
+            description=line.description or add_on.description,
+            created_at=now,
         )
+        invoice.fees.append(fee)
+        if line.taxes is not None:
+            own_taxes.append((fee, line.taxes))
     db.session.add(invoice)
     db.session.flush()  # the column defaults (coupons, taxes, credits: 0) for the totals
-    _totals(invoice)
+    with line_taxes(own_taxes):
+        _totals(invoice)
     _finalize(
         invoice,
         actor,

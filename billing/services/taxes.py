@@ -1,15 +1,18 @@
 """Taxes: the organization's taxes (lago-api.md §17), the `tax_codes` that apply them to
-customers, plans and charges, and the taxes of an invoice's fees.
+customers, plans, charges and add-ons, and the taxes of an invoice's fees.
 
 Which taxes a fee pays (Lago's rule, its `Fees::ApplyTaxesService`), the first that applies:
 
-1. a charge's usage fee: the charge's own taxes, if it has any;
-2. a charge's usage fee or a plan's base fee: the plan's taxes, if it has any;
-3. the customer's taxes, if it has any;
-4. the organization's default taxes (those `applied_to_organization`).
+1. an add-on fee of a one-off invoice: its line's own `tax_codes`, if the line has them (a
+   list, even empty: an empty list means no taxes, as Lago; absent or null goes on to 2);
+2. an add-on fee: the add-on's taxes, if it has any;
+3. a charge's usage fee: the charge's own taxes, if it has any;
+4. a charge's usage fee or a plan's base fee: the plan's taxes, if it has any;
+5. the customer's taxes, if it has any;
+6. the organization's default taxes (those `applied_to_organization`).
 
-(Add-on fees, once they exist, come first with their add-on's taxes, or a one-off invoice
-fee's own `tax_codes`, then 3 and 4, as Lago: `_applicable` is where that goes.)
+A credit fee (a purchase of prepaid credits, services.wallets) pays no tax at all: taxes are
+paid on what the credits later buy.
 
 Amounts: each fee's tax is exact, ``taxable × rate / 100`` in `Decimal` (the taxable amount is
 `fee_taxable_amount`: the fee after its share of coupons). A fee shows each tax rounded half
@@ -41,6 +44,7 @@ from sqlalchemy import Select, Table, delete, insert, literal, select, union_all
 from billing.errors import NotFound, ValidationFailed
 from billing.ids import new_lago_id
 from billing.models import (
+    AddOn,
     Charge,
     Customer,
     FeeAppliedTax,
@@ -51,7 +55,7 @@ from billing.models import (
     Plan,
     Tax,
 )
-from billing.models.taxes import charge_taxes, customer_taxes, plan_taxes
+from billing.models.taxes import add_on_taxes, charge_taxes, customer_taxes, plan_taxes
 from billing.money import currency_exponent, parse_decimal, to_minor_units
 from billing.serializers_taxes import serialize_tax
 from billing.services import audit
@@ -219,17 +223,18 @@ def update_tax(
 
 
 def delete_tax(organization: Organization, tax: Tax, actor: audit.Actor) -> Tax:
-    """Delete the tax, as Lago: it leaves the customers, plans and charges it was applied to;
-    taxes applied to invoices are snapshots and stay (drafts drop it when recomputed)."""
+    """Delete the tax, as Lago: it leaves the customers, plans, charges and add-ons it was
+    applied to; taxes applied to invoices are snapshots and stay (drafts drop it when
+    recomputed)."""
     lock_organization(organization)
-    for link in (customer_taxes, plan_taxes, charge_taxes):
+    for link in (customer_taxes, plan_taxes, charge_taxes, add_on_taxes):
         db.session.execute(delete(link).where(link.c.tax_id == tax.id))
     _record(organization, tax, actor, "tax.deleted", audit.diff(_audited(tax), {}))
     db.session.delete(tax)
     db.session.flush()
-    # Customers, plans and charges loaded in this session may still list it.
+    # Customers, plans, charges and add-ons loaded in this session may still list it.
     for loaded in list(db.session.identity_map.values()):
-        if isinstance(loaded, (Customer, Plan, Charge)):
+        if isinstance(loaded, (Customer, Plan, Charge, AddOn)):
             db.session.expire(loaded, ["taxes"])
     return tax
 
@@ -250,7 +255,7 @@ class _Rate:
 
 
 #: the kinds of owners a tax is applied through, in the precedence order of the rule
-_KINDS = ("charge", "plan", "customer", "organization")
+_KINDS = ("add_on", "charge", "plan", "customer", "organization")
 
 
 @dataclass
@@ -286,6 +291,7 @@ def _rates_of(kind: str, link: Table | None, owner: Any, ids: set[int]) -> Selec
 def _load_sources(wanted: dict[str, set[int]]) -> _Sources:
     """The taxes applied through these owners (`{kind: ids}`), in one query."""
     query = union_all(
+        _rates_of("add_on", add_on_taxes, add_on_taxes.c.add_on_id, wanted["add_on"]),
         _rates_of("charge", charge_taxes, charge_taxes.c.charge_id, wanted["charge"]),
         _rates_of("plan", plan_taxes, plan_taxes.c.plan_id, wanted["plan"]),
         _rates_of("customer", customer_taxes, customer_taxes.c.customer_id, wanted["customer"]),
@@ -308,6 +314,7 @@ def sources_read_once(subscriptions: Iterable[Any]) -> Iterator[None]:
     (the bulk close builds many invoices at once: one query, not one per invoice)."""
     subscriptions = list(subscriptions)
     wanted = {
+        "add_on": set(),  # subscription invoices bill no add-ons
         "charge": {charge.id for s in subscriptions for charge in s.plan.charges},
         "plan": {s.plan_id for s in subscriptions},
         "customer": {s.customer_id for s in subscriptions},
@@ -323,6 +330,7 @@ def sources_read_once(subscriptions: Iterable[Any]) -> Iterator[None]:
 def _sources(invoice: Any) -> _Sources:
     """The taxes the invoice's fees may pay: read for its batch already, else in one query."""
     wanted = {
+        "add_on": {fee.add_on_id for fee in invoice.fees if getattr(fee, "add_on_id", None)},
         "charge": {fee.charge.id for fee in invoice.fees if fee.charge is not None},
         "plan": {fee.subscription.plan_id for fee in invoice.fees if fee.subscription is not None},
         "customer": {invoice.customer_id},
@@ -334,9 +342,39 @@ def _sources(invoice: Any) -> _Sources:
     return _load_sources(wanted)
 
 
+#: the taxes of one-off lines that have `tax_codes`, by fee (see `line_taxes`)
+_line_taxes: ContextVar[dict[int, tuple[Any, list[_Rate]]] | None] = ContextVar(
+    "one_off_line_taxes", default=None
+)
+
+
+@contextmanager
+def line_taxes(taxes_by_fee: Iterable[tuple[Any, Sequence[Tax]]]) -> Iterator[None]:
+    """Inside, these add-on fees pay exactly these taxes (a one-off line's own `tax_codes`,
+    rule 1 of the module docstring): `(fee, taxes)` pairs."""
+    token = _line_taxes.set(
+        {id(fee): (fee, [_rate(tax) for tax in taxes]) for fee, taxes in taxes_by_fee}
+    )
+    try:
+        yield
+    finally:
+        _line_taxes.reset(token)
+
+
+def _rate(tax: Tax) -> _Rate:
+    return _Rate(tax.id, tax.lago_id, tax.code, tax.name, Decimal(tax.rate), tax.description)
+
+
 def _applicable(fee: Any, sources: _Sources, invoice: Any) -> list[_Rate]:
     """The taxes the fee pays (the rule in the module docstring), by code."""
+    if fee.fee_type == FeeType.CREDIT:
+        return []  # prepaid credits: taxed when they pay for something, never when bought
     taxes: list[_Rate] = []
+    if fee.fee_type == FeeType.ADD_ON:
+        line = (_line_taxes.get() or {}).get(id(fee))
+        if line is not None:
+            return sorted(line[1], key=lambda tax: tax.code)
+        taxes = sources.of("add_on", fee.add_on_id)
     if fee.fee_type == FeeType.CHARGE and fee.charge is not None:
         taxes = sources.of("charge", fee.charge.id)
     in_plan = fee.fee_type in (FeeType.CHARGE, FeeType.SUBSCRIPTION)

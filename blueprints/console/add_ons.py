@@ -35,7 +35,7 @@ from blueprints.console.catalog import (
     _amount_cents,
     catalog_message,
 )
-from blueprints.console.forms import Select, currency_choices
+from blueprints.console.forms import Select, TaxCodes, currency_choices, tax_choices
 from blueprints.console.helpers import (
     agent_actor,
     apply_errors,
@@ -64,6 +64,7 @@ class AddOnForm(FlaskForm):
     description = TextAreaField("Description", validators=[Length(max=2000)])
     amount_currency = Select("Currency", currency_choices())
     amount = StringField("Price per unit", validators=[Length(max=40)])
+    tax_codes = TaxCodes()
 
 
 def add_on_or_404(lago_id: uuid.UUID) -> AddOn:
@@ -92,6 +93,7 @@ def add_on(lago_id: uuid.UUID) -> ResponseReturnValue:
 def _render_add_on_form(
     form: AddOnForm, add_on: AddOn | None, status: int, unplaced: list[str] | None = None
 ) -> ResponseReturnValue:
+    form.tax_codes.choices = tax_choices(current_organization())
     return render_htmx(
         "console/add_on_form.html",
         "console/_add_on_form.html",
@@ -122,6 +124,7 @@ def edit_add_on(lago_id: uuid.UUID) -> ResponseReturnValue:
     if request.method == "GET":
         form = AddOnForm(obj=add_on)
         form.amount.data = str(from_minor_units(add_on.amount_cents, add_on.amount_currency))
+        form.tax_codes.data = add_on.tax_codes
         return _render_add_on_form(form, add_on, 200)
     return _save_add_on(AddOnForm(), add_on)
 
@@ -140,6 +143,7 @@ def _save_add_on(form: AddOnForm, add_on: AddOn | None) -> ResponseReturnValue:
         "description": (data["description"] or "").strip() or None,
         "amount_cents": amount_cents,
         "amount_currency": data["amount_currency"],
+        "tax_codes": data["tax_codes"] or [],
     }
     organization = current_organization()
     try:
@@ -156,6 +160,10 @@ def _save_add_on(form: AddOnForm, add_on: AddOn | None) -> ResponseReturnValue:
             details["amount"] = details.pop("amount_cents")
         unplaced = apply_errors(form, details, catalog_message)
         return _render_add_on_form(form, add_on, 422, unplaced)
+    except NotFound:  # a chosen tax deleted meanwhile
+        db.session.rollback()
+        form.tax_codes.errors = ["A chosen tax no longer exists: choose another one."]
+        return _render_add_on_form(form, add_on, 422)
     db.session.commit()
     flash(notice, "success")
     return redirect_htmx(url_for("console.add_on", lago_id=add_on.lago_id))

@@ -13,7 +13,7 @@ from wtforms.validators import Length
 
 from billing.errors import ValidationFailed
 from billing.models import Tax
-from billing.models.taxes import charge_taxes, customer_taxes, plan_taxes
+from billing.models.taxes import add_on_taxes, charge_taxes, customer_taxes, plan_taxes
 from billing.services import taxes as tax_service
 from blueprints.console import bp
 from blueprints.console.catalog import PER_PAGE, SearchQuery, confirm_delete
@@ -134,6 +134,7 @@ def _uses(tax: Tax) -> list[str]:
         (customer_taxes, "customer"),
         (plan_taxes, "plan"),
         (charge_taxes, "charge"),
+        (add_on_taxes, "add-on"),
     ):
         count = db.session.scalar(db.select(db.func.count()).where(link.c.tax_id == tax.id)) or 0
         if count:
