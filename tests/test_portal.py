@@ -510,3 +510,38 @@ def test_the_language_follows_customer_then_organization_and_is_switchable(
     assert re.search(r'href="/portal/[^"]+/invoices\?lang=sv"', html)  # carried in links
     assert '<html lang="sv">' in html
     assert "Rechnungen" in text(client.get(link(german) + "?lang=klingon"))
+
+
+# --- prepaid credits and credit notes ------------------------------------------------------------
+
+
+def test_overview_shows_the_prepaid_credits_and_credit_notes_with_their_pdf_only(
+    client: Any, org: Any, clock: Any, acme: Any, billed: Any
+) -> None:
+    from billing.services import credit_notes, wallets
+
+    def credit(invoice: Any, cents: int) -> Any:
+        fee = invoice.fees[0]
+        data = {"invoice_id": str(invoice.lago_id), "reason": "other", "credit_amount_cents": cents,
+                "items": [{"fee_id": str(fee.lago_id), "amount_cents": cents}]}  # fmt: skip
+        return credit_notes.create_credit_note(invoice, data, factories.TEST_ACTOR)
+
+    own, other = credit(billed["acme"], 200), credit(billed["initech"], 300)
+    wallets.create_wallet(
+        org,
+        {"external_customer_id": acme.external_id, "rate_amount": "1", "granted_credits": "25"},
+        factories.TEST_ACTOR,
+    )
+    db.session.commit()
+    path = link(acme)
+
+    body = text(client.get(path + "?lang=en"))
+    assert "Prepaid credits Balance €25.00" in body
+    assert own.number in body and other.number not in body
+    pdf = client.get(path + f"credit_notes/{own.lago_id}.pdf")
+    assert pdf.status_code == 200 and pdf.data.startswith(b"%PDF")
+    assert f'filename="{own.number}.pdf"' in pdf.headers["Content-Disposition"]
+    for credit_note_id in (other.lago_id, "not-a-uuid", billed["acme"].lago_id):
+        response = client.get(path + f"credit_notes/{credit_note_id}.pdf")
+        assert response.status_code == 404, credit_note_id
+    assert "Guthaben 25,00 €" in text(client.get(path + "?lang=de"))  # in the visit's language

@@ -22,12 +22,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from billing.errors import NotFound
-from billing.models import ActivityLog, Customer, Invoice, Organization, Subscription
+from billing.models import (
+    ActivityLog,
+    CreditNote,
+    Customer,
+    Invoice,
+    Organization,
+    Subscription,
+    Wallet,
+)
 from billing.models.invoices import InvoiceStatus, PaymentStatus
 from billing.models.subscriptions import SubscriptionStatus
 from billing.money import parse_decimal, to_minor_units
 from billing.pdf import LOCALES
-from billing.services import analytics, audit, customers, documents, invoicing, subscriptions
+from billing.services import (
+    analytics,
+    audit,
+    customers,
+    documents,
+    invoicing,
+    subscriptions,
+    wallets,
+)
 from billing.services.pagination import Page
 from billing.timeutil import now_utc
 from extensions import db
@@ -303,6 +319,53 @@ def downloadable_invoice(customer: Customer, invoice_id: str) -> Invoice:
     if invoice.customer_id != customer.id:
         raise NotFound("invoice")
     return invoice
+
+
+@dataclass(frozen=True)
+class PrepaidCredits:
+    """The customer's active wallet as the overview shows it."""
+
+    wallet: Wallet
+    #: what the current periods' usage leaves of the balance
+    ongoing: wallets.OngoingBalance
+
+
+def prepaid_credits(customer: Customer) -> PrepaidCredits | None:
+    wallet = wallets.active_wallet(customer)
+    return None if wallet is None else PrepaidCredits(wallet, wallets.ongoing_balance(wallet))
+
+
+def customer_credit_notes(customer: Customer, limit: int = 20) -> list[CreditNote]:
+    """The customer's latest credit notes (voided ones too: their PDF says so), newest first."""
+    return list(
+        db.session.scalars(
+            select(CreditNote)
+            .where(CreditNote.customer_id == customer.id)
+            .order_by(CreditNote.created_at.desc(), CreditNote.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+def downloadable_credit_note(customer: Customer, credit_note_id: str) -> CreditNote:
+    """The customer's credit note with this id; NotFound for anything else."""
+    try:
+        key = uuid.UUID(credit_note_id)
+    except ValueError:
+        raise NotFound("credit_note") from None
+    credit_note = db.session.scalar(
+        select(CreditNote).where(CreditNote.lago_id == key, CreditNote.customer_id == customer.id)
+    )
+    if credit_note is None:
+        raise NotFound("credit_note")
+    return credit_note
+
+
+def portal_credit_note_pdf(credit_note: CreditNote) -> bytes:
+    """The credit note's PDF: the stored one, else rendered now (a portal page stores nothing)."""
+    return documents.stored_pdf("credit_note", credit_note.id) or documents.render_pdf(
+        "credit_note", credit_note
+    )
 
 
 def active_subscriptions(customer: Customer) -> list[Subscription]:

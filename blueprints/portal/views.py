@@ -118,6 +118,8 @@ def overview() -> ResponseReturnValue:
         latest=latest.items[:5],
         payment_label=payment_label,
         subscriptions=portal_service.active_subscriptions(customer),
+        prepaid=portal_service.prepaid_credits(customer),
+        credit_notes=portal_service.customer_credit_notes(customer),
     )
 
 
@@ -152,13 +154,25 @@ def invoice_pdf(invoice_id: str) -> ResponseReturnValue:
         invoice = portal_service.downloadable_invoice(_customer(), invoice_id)
     except NotFound:
         abort(404)
-    pdf = portal_service.portal_invoice_pdf(invoice)
-    filename = f"{invoice.number}.pdf".replace('"', "")
+    return _pdf(portal_service.portal_invoice_pdf(invoice), invoice.number)
+
+
+def _pdf(content: bytes, number: str) -> Response:
+    filename = f"{number}.pdf".replace('"', "")
     return Response(
-        pdf,
+        content,
         mimetype="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@bp.get("/credit_notes/<credit_note_id>.pdf")
+def credit_note_pdf(credit_note_id: str) -> ResponseReturnValue:
+    try:
+        credit_note = portal_service.downloadable_credit_note(_customer(), credit_note_id)
+    except NotFound:
+        abort(404)
+    return _pdf(portal_service.portal_credit_note_pdf(credit_note), credit_note.number)
 
 
 @dataclass
