@@ -54,7 +54,7 @@ from billing.models import (
 from billing.money import parse_decimal
 from billing.periods import local_date
 from billing.serializers_usage import serialize_event
-from billing.services import outbox
+from billing.services import driver, outbox
 from billing.services.pagination import Page
 from billing.timeutil import now_utc
 from extensions import db
@@ -443,22 +443,26 @@ def _lookups(
     """Started subscriptions (active or terminated) of the events' external ids, newest start
     first, and the live metrics of their codes. Read in the request's own transaction and never
     cached: a subscription or metric changed a moment ago, by any process, applies at once."""
-    connection = _connection()
-    many, external_ids = _values({event.external_subscription_id for event in events})
     subscriptions: dict[str, list[_SubscriptionRow]] = {}
-    for row in connection.execute(
-        _statement("subscriptions", many),
-        {"organization_id": organization_id, "external_ids": external_ids},
-    ):
+    for row in _select("subscriptions", organization_id, "external_ids",
+                       {event.external_subscription_id for event in events}):  # fmt: skip
         subscriptions.setdefault(row.external_id, []).append(row)
-    many, codes = _values({event.code for event in events})
+    codes = {event.code for event in events}
     metrics = {
-        row.code: metric_info(row)
-        for row in connection.execute(
-            _statement("metrics", many), {"organization_id": organization_id, "codes": codes}
-        )
+        row.code: metric_info(row) for row in _select("metrics", organization_id, "codes", codes)
     }
     return subscriptions, metrics
+
+
+def _select(name: str, organization_id: int, values_name: str, values: set[str]) -> Any:
+    """The rows of statement `name` for the organization and `values`: on the driver for one
+    value (a single event, or a batch of one subscription and metric), else through Core."""
+    many, value = _values(values)
+    parameters = {"organization_id": organization_id, values_name: value}
+    if not many:
+        build = _STATEMENT_BUILDERS[name]
+        return driver.fetch(("events", name), lambda dialect: build(dialect, False), parameters)
+    return _connection().execute(_statement(name, many), parameters)
 
 
 def metric_info(metric: Any) -> MetricInfo:

@@ -14,7 +14,7 @@ from werkzeug.security import generate_password_hash
 
 from billing.errors import Conflict, NotFound, ValidationFailed
 from billing.models import Agent, AgentRole, ApiKey, Organization
-from billing.services import audit
+from billing.services import audit, driver
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -127,9 +127,10 @@ def identify_api_key(raw_key: str) -> ApiKeyIdentity | None:
     if len(raw_key) < API_KEY_MIN_LENGTH:
         return None
     key_hash = hash_api_key(raw_key)
-    candidates = db.session.connection().execute(
-        _LIVE_KEYS_BY_PREFIX, {"prefix": raw_key[:API_KEY_PREFIX_LENGTH]}
-    )
+    candidates = driver.fetch(
+        "live_api_keys", lambda _dialect: _LIVE_KEYS_BY_PREFIX,
+        {"prefix": raw_key[:API_KEY_PREFIX_LENGTH]},
+    )  # fmt: skip
     for candidate in candidates:
         if hmac.compare_digest(candidate.key_hash, key_hash):
             return ApiKeyIdentity(*candidate)
