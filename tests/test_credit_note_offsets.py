@@ -12,11 +12,14 @@ import pytest
 from sqlalchemy import select
 
 from billing.models import ActivityLog, CreditNote, Invoice, OutboxEvent
+from billing.money import format_money
+from billing.pdf import render_invoice_pdf
 from billing.services import analytics, invoicing
 from extensions import db
 from tests import test_credit_notes
 from tests.test_credit_notes import body, close, count, pay
 from tests.test_invoicing import at
+from tests.test_pdf import make_document, needs_pdftotext, normalize, pdf_text
 
 #: the fixtures of tests/test_credit_notes.py: January's invoice, the frozen clock
 billed = test_credit_notes.billed
@@ -297,3 +300,26 @@ def test_offset_is_limited_to_what_is_due_after_consumed_credit(api_client, bill
     assert (invoice["total_offsetted_credit_note_amount_cents"], invoice["total_due_amount_cents"],
             invoice["total_paid_amount_cents"], invoice["payment_status"]) == (
         800, 0, 0, "succeeded")  # fmt: skip
+
+
+@needs_pdftotext
+def test_pdfs_show_the_offset() -> None:
+    """The invoice: what credit notes offset on its own line, apart from what was paid; the
+    credit note (French): its offset next to its credit."""
+    invoice = make_document(total_cents=85_282, offset_amount_cents=30_000, total_due_cents=55_282)
+    note = make_document(
+        kind="credit_note",
+        locale="fr",
+        credited_invoice_number="ACM-7K2Q-001-042",
+        total_cents=30_500,
+        credit_amount_cents=500,
+        offset_amount_cents=30_000,
+    )
+
+    invoice_text = pdf_text(render_invoice_pdf(invoice))
+    note_text = pdf_text(render_invoice_pdf(note))
+
+    assert "Offset by credit notes -€300.00" in invoice_text.replace("−", "-")
+    assert "Amount paid" not in invoice_text
+    assert "Total due €552.82" in invoice_text
+    assert "Imputé sur la facture " + normalize(format_money(30_000, "EUR", "fr")) in note_text
