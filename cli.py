@@ -106,9 +106,11 @@ def seed_demo_command() -> None:
                 f"    API          : {base}/api/v1  with  Authorization: Bearer {DEMO_API_KEY}",
                 f"    customers    : {summary.customers_total} ({summary.customers_created} new)",
                 *(
-                    [f"    usage        : {summary.metering.subscriptions} subscriptions, "
-                     f"{summary.metering.events} events of the last 30 days, "
-                     f"{summary.metering.invoices} invoices (new)"]
+                    [
+                        f"    usage        : {summary.metering.subscriptions} subscriptions, "
+                        f"{summary.metering.events} events of the last 30 days, "
+                        f"{summary.metering.invoices} invoices (new)"
+                    ]
                     if summary.metering
                     else []
                 ),  # fmt: skip

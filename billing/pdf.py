@@ -163,6 +163,8 @@ class InvoiceDocument:
     taxes_cents: int = 0
     credit_notes_cents: int = 0
     prepaid_credit_cents: int = 0
+    #: what credit notes took off the amount due (an invoice's; a credit note's own offset)
+    offset_amount_cents: int = 0
     total_due_cents: int = 0
     #: only the metadata marked display_in_invoice
     metadata: list[PdfMetadata] = field(default_factory=list)

@@ -88,7 +88,7 @@ def serialize_estimate(invoice: Invoice, estimate: Estimate) -> dict[str, Any]:
         "sub_total_excluding_taxes_amount_cents": draft.sub_total_cents,
         "max_creditable_amount_cents": estimate.max_creditable_cents,
         "max_refundable_amount_cents": estimate.max_refundable_cents,
-        "max_offsettable_amount_cents": 0,
+        "max_offsettable_amount_cents": estimate.max_offsettable_cents,
         "coupons_adjustment_amount_cents": 0,
         "precise_coupons_adjustment_amount_cents": "0.0",
         "items": [

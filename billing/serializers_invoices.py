@@ -194,7 +194,7 @@ def serialize_invoice(invoice: Invoice, *, include_fees: bool = False) -> dict[s
         "total_amount_cents": invoice.total_amount_cents,
         "total_due_amount_cents": invoice.total_due_amount_cents,
         "total_paid_amount_cents": invoice.total_paid_amount_cents,
-        "total_offsetted_credit_note_amount_cents": 0,
+        "total_offsetted_credit_note_amount_cents": invoice.offset_amount_cents,
         "prepaid_credit_amount_cents": invoice.prepaid_credit_amount_cents,
         "prepaid_granted_credit_amount_cents": 0,
         "prepaid_purchased_credit_amount_cents": 0,

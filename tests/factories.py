@@ -208,7 +208,7 @@ def assert_amount_relations(invoice: Any) -> None:
         - invoice.prepaid_credit_amount_cents
     )
     assert invoice.total_due_amount_cents == (
-        invoice.total_amount_cents - invoice.total_paid_amount_cents
+        invoice.total_amount_cents - invoice.total_paid_amount_cents - invoice.offset_amount_cents
     )
     if invoice.status == "finalized" and invoice.total_amount_cents == 0:
         assert invoice.payment_status == "succeeded"

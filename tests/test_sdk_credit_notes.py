@@ -32,7 +32,9 @@ from tests.test_sdk_contract import api_error
 pytestmark = pytest.mark.live
 
 
-def test_credit_notes_through_the_sdk(live_server: Any) -> None:
+def billed_acme(live_server: Any) -> tuple[Client, Any, str]:
+    """A new organization whose customer acme has January's invoice (its one fee, 1000 EUR
+    cents, unpaid): the SDK client, the invoice and the fee's lago id."""
     organization_id, raw_key = live_server.new_organization()
     client = Client(api_key=raw_key, api_url=live_server.url)
     with live_server.app.app_context():
@@ -53,6 +55,11 @@ def test_credit_notes_through_the_sdk(live_server: Any) -> None:
         db.session.commit()
     invoice = client.invoices.find_all({"external_customer_id": "acme"})["invoices"][0]
     fee_id = client.invoices.find(invoice.lago_id).fees.__root__[0].lago_id
+    return client, invoice, fee_id
+
+
+def test_credit_notes_through_the_sdk(live_server: Any) -> None:
+    client, invoice, fee_id = billed_acme(live_server)
     client.invoices.update(SdkInvoice(payment_status="succeeded"), invoice.lago_id)
     items = Items(__root__=[Item(fee_id=fee_id, amount_cents=400)])
 

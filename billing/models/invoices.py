@@ -162,6 +162,9 @@ class Invoice(Base):
     sub_total_including_taxes_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     total_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     total_paid_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: what its credit notes' offsets took off the amount due (Lago's
+    #: `total_offsetted_credit_note_amount_cents`); billing.services.credit_notes keeps it
+    offset_amount_cents: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     version_number: Mapped[int] = mapped_column(default=INVOICE_VERSION)
     finalized_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     voided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -189,7 +192,14 @@ class Invoice(Base):
 
     @property
     def total_due_amount_cents(self) -> int:
-        return max(0, self.total_amount_cents - self.total_paid_amount_cents)
+        """What the customer still owes: the total less what was paid and what credit notes
+        offset (`DUE_AMOUNT` is the same in SQL)."""
+        return max(
+            0,
+            self.total_amount_cents
+            - self.total_paid_amount_cents
+            - (self.offset_amount_cents or 0),  # None on an invoice not inserted yet
+        )
 
     def transition(self, to: InvoiceStatus, at: datetime | None = None) -> None:
         """Move to `to`, stamping the matching date; an illegal move raises NotAllowed."""

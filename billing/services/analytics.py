@@ -80,8 +80,8 @@ OVERDUE: ColumnElement[bool] = and_(
     Invoice.payment_overdue == true(),
     Invoice.status == literal_column(f"'{InvoiceStatus.FINALIZED}'"),
 )
-#: what is still due on an invoice, in its minor units
-_DUE = Invoice.total_amount_cents - Invoice.total_paid_amount_cents
+#: what is still due on an invoice, in its minor units (Invoice.total_due_amount_cents in SQL)
+_DUE = Invoice.total_amount_cents - Invoice.total_paid_amount_cents - Invoice.offset_amount_cents
 
 #: a plan interval's base fee → a month's share of it
 MONTHLY_SHARE = {

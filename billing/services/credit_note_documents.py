@@ -49,4 +49,5 @@ def credit_note_document(credit_note: CreditNote) -> InvoiceDocument:
         description=credit_note.description,
         credit_amount_cents=credit_note.credit_amount_cents,
         refund_amount_cents=credit_note.refund_amount_cents,
+        offset_amount_cents=credit_note.offset_amount_cents,
     )

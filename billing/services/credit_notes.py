@@ -5,7 +5,11 @@ terminated or upgraded mid-period.
 
 Amounts (Lago's): each item credits part of one fee, taxes excluded; the credit note's taxes are
 the items' share of their fees' taxes; its total (items + taxes) is split into a credit (a
-balance the customer's next invoices consume) and a refund (only of what was paid).
+balance the customer's next invoices consume), a refund (only of what was paid) and an offset
+(taken off what is still due on the credited invoice itself: `Invoice.offset_amount_cents`;
+an invoice whose amount due falls to 0 that way is paid, as Lago's credit note settlement).
+Voiding a credit note voids its credit balance only (Lago's): its offset, like its consumed
+credit and its refund, stays.
 
 Credit feeds later invoices: while an invoice is a draft its `credit_notes_amount_cents` shows
 the deduction expected from the customer's available credit notes in its currency; when it is
@@ -93,28 +97,40 @@ class InvoiceCreditState:
 
     credited_cents: int
     refunded_cents: int
+    offset_cents: int
     #: the taxes of the invoice's credit notes so far
     taxes_cents: int
     #: fees plus taxes minus coupons: what credit notes can cover in all
     fee_total_cents: int
     paid_cents: int
+    #: what is still due on the invoice (total − paid − offsets)
+    due_cents: int
 
     @property
     def creditable_cents(self) -> int:
-        """What a new credit note can credit at most (credit + refund)."""
-        return max(0, self.fee_total_cents - self.credited_cents - self.refunded_cents)
+        """What a new credit note can take at most (credit + refund + offset)."""
+        return max(
+            0, self.fee_total_cents - self.credited_cents - self.refunded_cents - self.offset_cents
+        )
 
     @property
     def refundable_cents(self) -> int:
         """What a new credit note can refund at most: what was paid, less earlier refunds."""
         return max(0, min(self.paid_cents - self.refunded_cents, self.creditable_cents))
 
+    @property
+    def offsettable_cents(self) -> int:
+        """What a new credit note can offset at most (Lago's): what is still due on the
+        invoice, within what is left to credit of it."""
+        return max(0, min(self.due_cents, self.creditable_cents))
+
 
 def invoice_credit_state(invoice: Invoice) -> InvoiceCreditState:
-    credited, refunded, taxes = db.session.execute(
+    credited, refunded, offset, taxes = db.session.execute(
         select(
             func.coalesce(func.sum(CreditNote.credit_amount_cents), 0),
             func.coalesce(func.sum(CreditNote.refund_amount_cents), 0),
+            func.coalesce(func.sum(CreditNote.offset_amount_cents), 0),
             func.coalesce(func.sum(CreditNote.taxes_amount_cents), 0),
         ).where(CreditNote.invoice_id == invoice.id)
     ).one()
@@ -124,9 +140,11 @@ def invoice_credit_state(invoice: Invoice) -> InvoiceCreditState:
     return InvoiceCreditState(
         credited_cents=int(credited),
         refunded_cents=int(refunded),
+        offset_cents=int(offset),
         taxes_cents=int(taxes),
         fee_total_cents=invoice.sub_total_including_taxes_amount_cents,
         paid_cents=paid,
+        due_cents=invoice.total_due_amount_cents,
     )
 
 
@@ -152,6 +170,7 @@ class CreditNoteDraft:
     description: str | None = None
     credit_amount_cents: int = 0
     refund_amount_cents: int = 0
+    offset_amount_cents: int = 0
     sub_total_cents: int = 0
     taxes_cents: int = 0
     state: InvoiceCreditState | None = None
@@ -291,11 +310,9 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
     refund = _amount(
         data.get("refund_amount_cents"), "refund_amount_cents", errors, code="value_is_out_of_range"
     )
-    if _amount(
+    offset = _amount(
         data.get("offset_amount_cents"), "offset_amount_cents", errors, code="value_is_out_of_range"
-    ):
-        # offsetting against the invoice's amount due is not built: nothing to offset with
-        errors["offset_amount_cents"] = ["higher_than_remaining_invoice_amount"]
+    )
     draft = CreditNoteDraft(
         invoice=invoice,
         items=items,
@@ -303,6 +320,7 @@ def build_credit_note(invoice: Invoice, data: dict[str, Any]) -> CreditNoteDraft
         description=description,
         credit_amount_cents=credit,
         refund_amount_cents=refund,
+        offset_amount_cents=offset,
         metadata=metadata,
         errors=errors,
     )
@@ -345,15 +363,24 @@ def _validate(draft: CreditNoteDraft) -> None:
         asked[fee.id] += amount
     if any(amount > left.get(fee_id, 0) for fee_id, amount in asked.items()):
         errors["amount_cents"] = ["higher_than_remaining_fee_amount"]
-    if draft.credit_amount_cents + draft.refund_amount_cents != draft.total_cents:
+    split = draft.credit_amount_cents + draft.refund_amount_cents + draft.offset_amount_cents
+    if split != draft.total_cents:
         errors["base"] = ["does_not_match_item_amounts"]
     if draft.refund_amount_cents > 0:
         if draft.invoice.payment_status != PaymentStatus.SUCCEEDED:
             errors["refund_amount_cents"] = ["cannot_refund_unpaid_invoice"]
         elif draft.refund_amount_cents > state.paid_cents - state.refunded_cents:
             errors["refund_amount_cents"] = ["higher_than_remaining_invoice_amount"]
-    if draft.credit_amount_cents > state.fee_total_cents - state.credited_cents:
+    if draft.credit_amount_cents > (
+        state.fee_total_cents - state.credited_cents - state.offset_cents
+    ):
         errors["credit_amount_cents"] = ["higher_than_remaining_invoice_amount"]
+    if draft.offset_amount_cents > 0:
+        if draft.invoice.invoice_type == "credit":
+            # a wallet top-up is cancelled by voiding it, not settled by a credit note
+            errors["offset_amount_cents"] = ["cannot_credit_invoice"]
+        elif draft.offset_amount_cents > state.offsettable_cents:
+            errors["offset_amount_cents"] = ["higher_than_remaining_invoice_amount"]
     if draft.total_cents > state.creditable_cents:
         errors.setdefault("base", []).append("higher_than_remaining_invoice_amount")
 
@@ -365,11 +392,12 @@ def _validate(draft: CreditNoteDraft) -> None:
 @dataclass
 class Estimate:
     """Lago's estimated credit note: the items' amounts and taxes, and the most that can be
-    credited or refunded for them."""
+    credited, refunded or offset for them."""
 
     draft: CreditNoteDraft
     max_creditable_cents: int
     max_refundable_cents: int
+    max_offsettable_cents: int
 
 
 def estimate_credit_note(invoice: Invoice, data: dict[str, Any]) -> Estimate:
@@ -387,6 +415,9 @@ def estimate_credit_note(invoice: Invoice, data: dict[str, Any]) -> Estimate:
         draft=draft,
         max_creditable_cents=creditable_total,
         max_refundable_cents=min(creditable_total, max(0, state.paid_cents - state.refunded_cents)),
+        max_offsettable_cents=(
+            0 if invoice.invoice_type == "credit" else min(creditable_total, state.due_cents)
+        ),
     )
 
 
@@ -407,6 +438,8 @@ def create_credit_note(invoice: Invoice, data: dict[str, Any], actor: audit.Acto
     """A credit note on a finalized invoice (lago-api.md §14); ValidationFailed with Lago's
     codes when the amounts do not add up or exceed what is left, nothing written then."""
     _lock_invoice(invoice)
+    # what is due (paid, offset) as committed: another credit note may have offset it since
+    db.session.refresh(invoice)
     draft = build_credit_note(invoice, data)
     if draft.errors:
         raise ValidationFailed(draft.errors)
@@ -442,7 +475,7 @@ def _store(draft: CreditNoteDraft, actor: audit.Actor) -> CreditNote:
         total_amount_cents=draft.total_cents,
         credit_amount_cents=draft.credit_amount_cents,
         refund_amount_cents=draft.refund_amount_cents,
-        offset_amount_cents=0,
+        offset_amount_cents=draft.offset_amount_cents,
         balance_amount_cents=draft.credit_amount_cents,
         metadata_=draft.metadata,
         created_at=now,
@@ -461,11 +494,27 @@ def _store(draft: CreditNoteDraft, actor: audit.Actor) -> CreditNote:
         {
             "credit_amount_cents": [None, credit_note.credit_amount_cents],
             "refund_amount_cents": [None, credit_note.refund_amount_cents],
+            "offset_amount_cents": [None, credit_note.offset_amount_cents],
             "reason": [None, credit_note.reason],
         },
     )
     _emit(credit_note, "credit_note.created")
+    if credit_note.offset_amount_cents:
+        _offset(invoice, credit_note.offset_amount_cents, actor)
     return credit_note
+
+
+def _offset(invoice: Invoice, amount: int, actor: audit.Actor) -> None:
+    """Take `amount` off what is still due on the invoice (its row is locked by the caller);
+    once nothing is due it is paid, through the invoice's own payment status change (its
+    audit entry, its invoice.payment_status_updated event, not overdue any more)."""
+    from billing.services import invoicing  # noqa: PLC0415  (cycle)
+
+    invoice.offset_amount_cents += amount
+    invoice.updated_at = now_utc()
+    db.session.flush()
+    if invoice.total_due_amount_cents == 0 and invoice.payment_status != PaymentStatus.SUCCEEDED:
+        invoicing.update_invoice(invoice, {"payment_status": PaymentStatus.SUCCEEDED}, actor)
 
 
 def update_credit_note(

@@ -59,6 +59,7 @@ def invoice_document(invoice: Invoice) -> InvoiceDocument:
         credit_notes_cents=invoice.credit_notes_amount_cents,
         prepaid_credit_cents=invoice.prepaid_credit_amount_cents,
         total_cents=invoice.total_amount_cents,
+        offset_amount_cents=invoice.offset_amount_cents,
         total_due_cents=invoice.total_due_amount_cents,
         metadata=[
             PdfMetadata(item.key, item.value)

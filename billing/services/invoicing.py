@@ -1145,7 +1145,10 @@ def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -
         before = invoice.payment_status
         invoice.payment_status = data["payment_status"]
         if invoice.payment_status == PaymentStatus.SUCCEEDED:
-            invoice.total_paid_amount_cents = invoice.total_amount_cents
+            # what credit notes offset was never paid
+            invoice.total_paid_amount_cents = max(
+                0, invoice.total_amount_cents - invoice.offset_amount_cents
+            )
             invoice.payment_overdue = False
         else:
             invoice.total_paid_amount_cents = 0

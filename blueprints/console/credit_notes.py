@@ -1,5 +1,6 @@
 """Credit notes in the console: create one from an invoice page (an amount per fee, split
-between a credit for later invoices and a refund, with a live estimate), the credit note page
+between a credit for later invoices, a refund and an offset against what is still due on the
+invoice, with a live estimate), the credit note page
 (amounts, items, void, refund status, PDF), the organization's list and a customer's.
 
 Amounts are typed in major units ("12.50") and turned into minor units once, with the
@@ -67,7 +68,8 @@ REFUND_ACTIONS = {"succeeded": "marked as refunded", "failed": "marked as refund
 MESSAGES = {
     "higher_than_remaining_fee_amount": "More than what is left to credit on this fee.",
     "higher_than_remaining_invoice_amount": "More than what is left to credit on this invoice.",
-    "does_not_match_item_amounts": "Credit and refund must add up to the credited total.",
+    "does_not_match_item_amounts": "Credit, refund and offset must add up to the credited total.",
+    "cannot_credit_invoice": "A wallet top-up invoice cannot be offset.",
     "cannot_refund_unpaid_invoice": "Only a paid invoice can be refunded.",
     "invalid_type_or_status": "Only a finalized invoice can be credited.",
     "no_voidable_amount": "Nothing is left to void on this credit note.",
@@ -198,6 +200,7 @@ class CreditNoteForm(FlaskForm):
     )
     description = TextAreaField("Description", validators=[Optional(), Length(max=1000)])
     refund = StringField("Refund", default="")
+    offset = StringField("Offset", default="")
 
 
 @dataclass
@@ -217,12 +220,19 @@ class CreditNoteEntry:
 
     rows: list[FeeRow]
     refund_cents: int = 0
+    offset_cents: int = 0
     errors: list[str] = field(default_factory=list)
     draft: CreditNoteDraft | None = None
 
     @property
     def valid(self) -> bool:
         return not self.errors and not any(row.error for row in self.rows)
+
+    @property
+    def credit_cents(self) -> int:
+        """What is left of the total for later invoices once refunded and offset."""
+        assert self.draft is not None
+        return self.draft.total_cents - self.refund_cents - self.offset_cents
 
 
 def _cents(raw: str, currency: str) -> tuple[int, str | None]:
@@ -254,15 +264,20 @@ def _entry(invoice: Invoice, form: CreditNoteForm) -> CreditNoteEntry:
     entry.refund_cents, refund_error = _cents(form.refund.data or "", invoice.currency)
     if refund_error:
         form.refund.errors = [refund_error]
+    entry.offset_cents, offset_error = _cents(form.offset.data or "", invoice.currency)
+    if offset_error:
+        form.offset.errors = [offset_error]
     items = [
         {"fee_id": str(row.fee.lago_id), "amount_cents": row.cents} for row in rows if row.cents
     ]
     if not items:
         entry.errors.append(_message("value_is_mandatory"))
-    if entry.valid and not refund_error:
+    if entry.valid and not refund_error and not offset_error:
         entry.draft = credit_note_service.build_credit_note(invoice, {"items": items})
         if entry.refund_cents > entry.draft.total_cents:
             form.refund.errors = ["The refund cannot exceed the credited total."]
+        elif entry.credit_cents < 0:
+            form.offset.errors = ["Refund and offset together cannot exceed the credited total."]
     return entry
 
 
@@ -276,8 +291,9 @@ def _data(form: CreditNoteForm, entry: CreditNoteEntry) -> dict[str, Any]:
             for row in entry.rows
             if row.cents
         ],
-        "credit_amount_cents": entry.draft.total_cents - entry.refund_cents,
+        "credit_amount_cents": entry.credit_cents,
         "refund_amount_cents": entry.refund_cents,
+        "offset_amount_cents": entry.offset_cents,
     }
 
 
@@ -291,6 +307,7 @@ def _form_context(invoice: Invoice, form: CreditNoteForm, entry: CreditNoteEntry
         "state": state,
         "refundable": invoice.payment_status == PaymentStatus.SUCCEEDED
         and state.refundable_cents > 0,
+        "offsettable": invoice.invoice_type != "credit" and state.offsettable_cents > 0,
     }
 
 
@@ -314,7 +331,8 @@ def new_credit_note(lago_id: uuid.UUID) -> ResponseReturnValue:
         )
     valid_form = form.validate()  # first: it resets the fields' errors _entry adds
     entry = _entry(invoice, form)
-    if valid_form and entry.valid and not form.refund.errors and entry.draft is not None:
+    amounts_read = not form.refund.errors and not form.offset.errors
+    if valid_form and entry.valid and amounts_read and entry.draft is not None:
         try:
             credit_note = credit_note_service.create_credit_note(
                 invoice, _data(form, entry), agent_actor()
