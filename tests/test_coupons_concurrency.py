@@ -127,7 +127,7 @@ def test_two_closes_at_once_never_take_a_fixed_coupon_twice(
 ):
     """Six subscriptions of one customer closed by two processes in batches of two: the
     customer's 25.00 coupon is taken once in total, invoice after invoice."""
-    monkeypatch.setattr(invoicing, "CLOSE_BATCH", 2)
+    monkeypatch.setattr(invoicing, "CLOSE_BATCH", {"postgresql": 2, "sqlite": 2})
     organization_id, customer_id = customer_with_coupon(6, 2500)
 
     def close() -> None:
