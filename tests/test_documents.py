@@ -8,6 +8,7 @@ poppler's pdftotext (tests/test_pdf.py), as a customer's PDF reader shows it.
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -233,15 +234,25 @@ def test_a_second_writer_stores_nothing_and_announces_nothing(org, clock):
     assert len(generated_events(org)) == 1
 
 
-def test_a_voided_invoice_keeps_its_pdf(org, clock):
+@needs_pdftotext
+def test_a_stored_pdf_is_printed_again_once_paid_or_voided(org, clock):
     invoice = bill(org, clock, "Acme")
-    stored = documents.generate_invoice_pdf(invoice)
-    digest = stored.sha256
-    invoicing.void_invoice(invoice, factories.TEST_ACTOR)
-    db.session.commit()
+    documents.generate_invoice_pdf(invoice)
+    assert "Pending" in pdf_text(documents_of(org)[0].content)
 
-    assert seed_documents(org) == 0
-    assert [d.sha256 for d in documents_of(org)] == [digest]
+    invoicing.update_invoice(invoice, {"payment_status": "succeeded"}, factories.TEST_ACTOR)
+    db.session.commit()
+    [paid] = documents_of(org)
+    assert "Paid" in pdf_text(paid.content)
+    assert len(generated_events(org)) == 2  # announced again
+
+    other = bill(org, clock, "Initech")
+    documents.generate_invoice_pdf(other)
+    invoicing.void_invoice(other, factories.TEST_ACTOR)
+    db.session.commit()
+    [voided] = [d for d in documents_of(org) if d.owner_id == other.id]
+    assert "VOID" in pdf_text(voided.content)
+    assert seed_documents(org) == 0  # nothing left for the job
 
 
 def test_a_voided_invoice_that_never_had_a_pdf_gets_one(org, clock):
@@ -424,14 +435,24 @@ def file_url_of(invoice: Invoice) -> str:
     return url
 
 
-def test_a_link_to_a_document_that_no_longer_exists_is_404(client, org, clock):
-    invoice = bill(org, clock, "Acme")
-    token = documents.download_token("invoice", invoice.lago_id)
+def test_a_link_to_a_document_that_does_not_exist_is_404(client, org, clock):
+    token = documents.download_token("invoice", uuid.UUID(int=1))
 
     response = client.get(f"/documents/{token}")
 
     assert response.status_code == 404
     assert response.get_json()["code"] == "document_not_found"
+
+
+def test_a_link_to_a_pdf_not_stored_yet_serves_it_rendered_now(client, org, clock):
+    invoice = bill(org, clock, "Acme")
+    token = documents.download_token("invoice", invoice.lago_id)
+    assert documents_of(org) == []  # not stored yet (the job prints it within a minute)
+
+    response = client.get(f"/documents/{token}")
+
+    assert response.status_code == 200 and response.data.startswith(b"%PDF")
+    assert documents_of(org) == []  # a download stores nothing
 
 
 def test_the_link_page_cannot_be_framed_and_is_not_cached_publicly(client, link):

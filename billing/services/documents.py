@@ -34,7 +34,7 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import Select, exists, inspect, select
+from sqlalchemy import Select, delete, exists, inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -120,6 +120,19 @@ def has_document(kind: str, owner_id: int) -> bool:
             select(exists().where(Document.document_type == kind, Document.owner_id == owner_id))
         )
     )
+
+
+def outdated(kind: str, owner: Any) -> None:
+    """The owner changed what its stored document shows (an invoice paid, failed or voided):
+    if it has one, it is printed again now, so its `file_url` keeps serving the current one
+    (and `<kind>.generated` announces it). An owner without one is left to the job."""
+    if not has_document(kind, owner.id):
+        return
+    db.session.execute(
+        delete(Document).where(Document.document_type == kind, Document.owner_id == owner.id)
+    )
+    db.session.flush()
+    generate_pdf(kind, owner)
 
 
 def render_pdf(kind: str, owner: Any) -> bytes:
@@ -341,6 +354,22 @@ def file_url(kind: str, owner: Any) -> str | None:
     if not stored:
         return None
     return f"{public_base_url()}/documents/{download_token(kind, owner.lago_id)}"
+
+
+def linked_pdf(kind: str, owner_lago_id: uuid.UUID) -> tuple[bytes, str, str | None] | None:
+    """What a download link serves: the stored PDF (content, file name, etag); before the job
+    has stored it, the PDF rendered now (nothing stored: a GET); None when the owner does not
+    exist or has no document."""
+    document = document_by_owner_lago_id(kind, owner_lago_id)
+    if document is not None:
+        return document.content, document.filename, document.sha256
+    spec = KINDS.get(kind)
+    owner = None
+    if spec is not None:
+        owner = db.session.scalar(select(spec.model).where(spec.model.lago_id == owner_lago_id))
+    if owner is None or not spec.may_have_document(owner):  # type: ignore[union-attr]
+        return None
+    return render_pdf(kind, owner), download_filename(owner.number), None
 
 
 def document_by_owner_lago_id(kind: str, owner_lago_id: uuid.UUID) -> Document | None:

@@ -97,7 +97,7 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, credit_notes, outbox, wallets
+from billing.services import audit, credit_notes, documents, outbox, wallets
 from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.taxes import (
@@ -1170,6 +1170,7 @@ def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -
             _payload(invoice),
         )
         wallets.on_invoice_payment(invoice, actor)
+        documents.outdated("invoice", invoice)  # its PDF prints the payment status
     if metadata is not None:
         _sync_metadata(invoice, metadata, now)
         invoice.updated_at = now
@@ -1238,6 +1239,7 @@ def void_invoice(
     db.session.flush()
     credit_notes.recredit(invoice)
     wallets.on_invoice_payment(invoice, actor)  # a voided credit invoice fails its purchase
+    documents.outdated("invoice", invoice)  # printed again, marked VOID
     _record(invoice, "invoice.voided", actor)
     outbox.emit(invoice.organization_id, "invoice.voided", "invoice", _payload(invoice))
     return invoice

@@ -57,9 +57,11 @@ def download(token: str) -> ResponseReturnValue:
     except documents.LinkRefused as refused:
         code = "download_link_expired" if refused.expired else "download_link_invalid"
         return _refused(403, code, LINK_MESSAGES[refused.expired])
-    document = documents.document_by_owner_lago_id(kind, owner_lago_id)
-    if document is None:
+    linked = documents.linked_pdf(kind, owner_lago_id)
+    if linked is None:
         return _refused(404, "document_not_found", "This document does not exist.")
-    response = pdf_response(document.content, document.filename)
-    response.set_etag(document.sha256)
+    content, filename, etag = linked
+    response = pdf_response(content, filename)
+    if etag is not None:
+        response.set_etag(etag)
     return response
