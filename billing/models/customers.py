@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
+    Select,
     String,
     Text,
     UniqueConstraint,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     column,
     exists,
     literal_column,
+    select,
     table,
     text,
     true,
@@ -196,6 +198,14 @@ class Customer(Base):
     )
     #: the customer's own taxes (`tax_codes`); none means the organization's defaults
     taxes: Mapped[list[Tax]] = relationship(secondary="customer_taxes", order_by="Tax.code")
+
+    @classmethod
+    def ids_with_external_id(cls, organization_id: int, external_id: str) -> Select[Any]:
+        """The ids of the organization's customers with this external id (deleted ones too:
+        their records stay theirs), for an `external_customer_id` filter."""
+        return select(cls.id).where(
+            cls.organization_id == organization_id, cls.external_id == external_id
+        )
 
     @property
     def slug(self) -> str:

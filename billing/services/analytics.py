@@ -192,10 +192,7 @@ def _customer_conditions(
     if filters.external_customer_id:
         conditions.append(
             customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
+                Customer.ids_with_external_id(organization.id, filters.external_customer_id)
             )
         )
     return conditions

@@ -184,10 +184,7 @@ def _activity_conditions(
     if filters.external_customer_id is not None:
         conditions.append(
             ActivityLog.customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
+                Customer.ids_with_external_id(organization.id, filters.external_customer_id)
             )
         )
     if filters.external_subscription_id is not None:

@@ -935,10 +935,7 @@ def list_credit_notes(
     if filters.external_customer_id is not None:
         conditions.append(
             CreditNote.customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
+                Customer.ids_with_external_id(organization.id, filters.external_customer_id)
             )
         )
     if filters.issuing_date_from is not None:

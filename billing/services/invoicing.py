@@ -1297,10 +1297,7 @@ def list_invoices(
     if filters.external_customer_id is not None:
         conditions.append(
             Invoice.customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
+                Customer.ids_with_external_id(organization.id, filters.external_customer_id)
             )
         )
     if filters.statuses:

@@ -223,10 +223,7 @@ def list_subscriptions(
     if filters.external_customer_id is not None:
         conditions.append(
             Subscription.customer_id.in_(
-                select(Customer.id).where(
-                    Customer.organization_id == organization.id,
-                    Customer.external_id == filters.external_customer_id,
-                )
+                Customer.ids_with_external_id(organization.id, filters.external_customer_id)
             )
         )
     if filters.plan_code is not None or filters.currency is not None:
