@@ -1,74 +1,113 @@
-"""Look-ups on the hot path of ingestion and authentication, run on the DBAPI cursor.
+"""Statements of the hot paths of ingestion and authentication, run on the DBAPI cursor.
 
 SQLAlchemy's per-execution machinery (statement cache keys, parameter processing, the result
-proxy) costs more than these one-row look-ups take in the database. `fetch` compiles a prebuilt
-SELECT once per dialect and runs it on the cursor of the session's connection, inside the
-session's transaction, passing each result column through its type's result processor (so a
-row reads as SQLAlchemy would return it: UUIDs, UTC datetimes, JSON).
+proxy) costs more than these one-row look-ups and small writes take in the database. A prebuilt
+statement is compiled once per dialect and run on the cursor of the session's connection,
+inside the session's transaction. Parameters go through the bind processors of their columns'
+types and result columns through their result processors (UTCDateTime, ExactDecimal, JSON,
+Uuid), so what is written and read is what SQLAlchemy would write and read.
 """
 
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import ClauseElement
 
 from extensions import db
 
 
 @dataclass(frozen=True)
-class _Query:
+class _Compiled:
     sql: str
     #: parameter names, in the SQL's order when the dialect's parameters are positional
     names: tuple[str, ...]
     positional: bool
-    #: a namedtuple class of the result columns
+    bind_processors: tuple[Callable[[Any], Any] | None, ...]
+    #: a namedtuple class of the result columns (None for a statement without rows)
     row: Any
-    processors: tuple[Callable[[Any], Any] | None, ...]
+    result_processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def parameters(self, values: Mapping[str, Any]) -> Any:
+        bound = [
+            values[name] if process is None else process(values[name])
+            for name, process in zip(self.names, self.bind_processors, strict=True)
+        ]
+        return bound if self.positional else dict(zip(self.names, bound, strict=True))
 
 
-_queries: dict[tuple[str, Hashable], _Query] = {}
+_compiled: dict[tuple[str, Hashable], _Compiled] = {}
 
 
-def fetch(
-    key: Hashable, build: Callable[[str], Select[Any]], parameters: Mapping[str, Any]
-) -> list[Any]:
-    """The rows of the statement `build(dialect name)` (cached under `key`) with `parameters`:
-    plain ids and strings, single values only (no expanding IN)."""
+def _compile(
+    key: Hashable, build: Callable[[str], ClauseElement], column_keys: list[str] | None
+) -> tuple[Any, _Compiled]:
+    """The session's connection and the statement `build(dialect name)`, compiled once per
+    dialect under `key` (an INSERT for the columns `column_keys`)."""
     connection = db.session.connection()
     dialect = connection.dialect
-    query = _queries.get((dialect.name, key))
-    if query is None:
-        compiled = build(dialect.name).compile(dialect=dialect)
-        columns = compiled._result_columns  # noqa: SLF001  (what Core's own result reads)
-        query = _queries[(dialect.name, key)] = _Query(
-            compiled.string,
-            tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds),
-            compiled.positional,
-            namedtuple("Row", [column.keyname for column in columns]),
+    compiled = _compiled.get((dialect.name, key))
+    if compiled is None:
+        statement: Any = build(dialect.name).compile(dialect=dialect, column_keys=column_keys)
+        names = (
+            tuple(statement.positiontup or ()) if statement.positional else tuple(statement.binds)
+        )
+        columns = statement._result_columns or []  # noqa: SLF001  (what Core's result reads)
+        compiled = _compiled[(dialect.name, key)] = _Compiled(
+            statement.string,
+            names,
+            statement.positional,
+            tuple(
+                statement.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ),
+            namedtuple("Row", [column.keyname for column in columns]) if columns else None,
             tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in columns
             ),
         )
-    bound: Any = [parameters[name] for name in query.names]
-    if not query.positional:
-        bound = {name: parameters[name] for name in query.names}
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    return connection, compiled
+
+
+def fetch(
+    key: Hashable, build: Callable[[str], ClauseElement], parameters: Mapping[str, Any]
+) -> list[Any]:
+    """The rows of the SELECT `build(dialect name)` (compiled once under `key`) with
+    `parameters`, single values only (no expanding IN)."""
+    connection, compiled = _compile(key, build, None)
+    cursor = connection.connection.driver_connection.cursor()
     try:
-        cursor.execute(query.sql, bound)
+        cursor.execute(compiled.sql, compiled.parameters(parameters))
         fetched = cursor.fetchall()
     finally:
         cursor.close()
     return [
-        query.row(
+        compiled.row(
             *(
                 value if process is None else process(value)
-                for value, process in zip(row, query.processors, strict=True)
+                for value, process in zip(row, compiled.result_processors, strict=True)
             )
         )
         for row in fetched
     ]
+
+
+def execute(
+    key: Hashable, build: Callable[[str], ClauseElement], rows: Sequence[Mapping[str, Any]]
+) -> int:
+    """Run the statement `build(dialect name)` (no RETURNING; compiled once under `key` for the
+    columns of `rows`) once per row; the number of rows it changed."""
+    connection, compiled = _compile(key, build, list(rows[0]))
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if len(rows) == 1:
+            cursor.execute(compiled.sql, compiled.parameters(rows[0]))
+        else:
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()

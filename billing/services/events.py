@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -718,7 +718,7 @@ def find_events(conditions: Sequence[Any], limit: int) -> list[StoredEvent]:
 # Statements of the hot path, built once per dialect: building a statement costs several times
 # what executing it does (SQLAlchemy caches the compiled SQL, but not the construction).
 
-_statements: dict[tuple[str, str, bool | str], Any] = {}
+_statements: dict[tuple[str, str, bool], Any] = {}
 
 
 def _connection() -> Any:
@@ -736,56 +736,11 @@ def _statement(name: str, many: bool = True) -> Any:
     return statement
 
 
-@dataclass(frozen=True)
-class _DriverStatement:
-    """A prebuilt statement compiled for its dialect, run on the DBAPI cursor of the session's
-    connection (inside the session's transaction). Parameters go through the bind processors
-    of the columns' own types (UTCDateTime, ExactDecimal, JSON, Uuid as SQLAlchemy would
-    convert them): SQLAlchemy's per-execution machinery cost more than the statements did."""
-
-    sql: str
-    #: parameter names, in the SQL's order when the dialect's parameters are positional
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    positional: bool
-
-    def parameters(self, row: Mapping[str, Any]) -> Any:
-        values = [
-            row[name] if process is None else process(row[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        ]
-        return values if self.positional else dict(zip(self.names, values, strict=True))
-
-
 def _execute_on_driver(name: str, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Run the statement `name` (no RETURNING) once per row; returns the rows it changed."""
-    connection = _connection()
-    dialect = connection.dialect
-    key = (dialect.name, name, "driver")
-    statement: _DriverStatement | None = _statements.get(key)
-    if statement is None:
-        compiled = _STATEMENT_BUILDERS[name](dialect.name, True).compile(
-            dialect=dialect, column_keys=list(rows[0])
-        )
-        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.binds)
-        statement = _statements[key] = _DriverStatement(
-            compiled.string,
-            names,
-            tuple(
-                compiled.binds[bind].type.dialect_impl(dialect).bind_processor(dialect)
-                for bind in names
-            ),
-            compiled.positional,
-        )
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        if len(rows) == 1:
-            cursor.execute(statement.sql, statement.parameters(rows[0]))
-        else:
-            cursor.executemany(statement.sql, [statement.parameters(row) for row in rows])
-        return int(cursor.rowcount)
-    finally:
-        cursor.close()
+    """Run the statement `name` (no RETURNING) once per row on the DBAPI cursor; returns the
+    rows it changed."""
+    build = _STATEMENT_BUILDERS[name]
+    return driver.execute(("events", name), lambda dialect: build(dialect, True), rows)
 
 
 def _one_of(column: Any, name: str, many: bool) -> Any:
