@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from flask import abort, flash, render_template, request, url_for
+from flask import flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import MultiDict
@@ -68,10 +68,7 @@ class AddOnForm(FlaskForm):
 
 
 def add_on_or_404(lago_id: uuid.UUID) -> AddOn:
-    add_on = owned_or_404(AddOn, lago_id)
-    if add_on.deleted_at is not None:
-        abort(404)
-    return add_on
+    return owned_or_404(AddOn, lago_id, live=True)
 
 
 @bp.get("/add-ons")

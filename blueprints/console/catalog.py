@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import abort, flash, render_template, request, url_for
+from flask import flash, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
 from sqlalchemy import distinct, func, select
@@ -291,10 +291,7 @@ class MetricForm(FlaskForm):
 
 
 def metric_or_404(lago_id: uuid.UUID) -> BillableMetric:
-    metric = owned_or_404(BillableMetric, lago_id)
-    if metric.deleted_at is not None:
-        abort(404)
-    return metric
+    return owned_or_404(BillableMetric, lago_id, live=True)
 
 
 def _indexed_rows(form: MultiDict[str, str], prefix: str) -> list[int]:
@@ -977,10 +974,7 @@ def _render_plan_form(
 
 
 def plan_or_404(lago_id: uuid.UUID) -> Plan:
-    plan = owned_or_404(Plan, lago_id)
-    if plan.deleted_at is not None:
-        abort(404)
-    return plan
+    return owned_or_404(Plan, lago_id, live=True)
 
 
 @bp.get("/plans")

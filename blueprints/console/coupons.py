@@ -146,10 +146,7 @@ def _refusal(form: FlaskForm, exc: ValidationFailed | Conflict | NotFound) -> li
 
 
 def coupon_or_404(lago_id: uuid.UUID) -> Coupon:
-    coupon = owned_or_404(Coupon, lago_id)
-    if coupon.deleted_at is not None:
-        abort(404)
-    return coupon
+    return owned_or_404(Coupon, lago_id, live=True)
 
 
 @bp.get("/coupons")

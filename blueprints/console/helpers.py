@@ -73,16 +73,17 @@ def requires(permission: str) -> Callable[[F], F]:
     return decorator
 
 
-def owned_or_404(model: type[M], lago_id: uuid.UUID) -> M:
+def owned_or_404(model: type[M], lago_id: uuid.UUID, *, live: bool = False) -> M:
     """The current organization's record of `model` with this id; 404 otherwise (another
-    organization's records do not exist for this agent)."""
+    organization's records do not exist for this agent), and with `live`, when it is
+    soft-deleted."""
     record = db.session.scalar(
         db.select(model).where(
             model.lago_id == lago_id,  # type: ignore[attr-defined]
             model.organization_id == current_organization().id,  # type: ignore[attr-defined]
         )
     )
-    if record is None:
+    if record is None or (live and record.deleted_at is not None):  # type: ignore[attr-defined]
         abort(404)
     return record
 
