@@ -36,7 +36,6 @@ from billing.models.subscriptions import SubscriptionStatus
 from billing.money import parse_decimal, to_minor_units
 from billing.pdf import LOCALES
 from billing.services import (
-    analytics,
     audit,
     customers,
     documents,
@@ -258,12 +257,6 @@ def portal_locale(customer: Customer, requested: str | None = None) -> str:
 
 
 # --- pages ----------------------------------------------------------------------------------
-
-
-def balances(customer: Customer) -> list[analytics.CustomerBalance]:
-    """Total invoiced, outstanding and overdue per currency (the billing overview): the
-    figures of the console's customer header, from the analytics service."""
-    return analytics.customer_balances(customer)
 
 
 @dataclass(frozen=True)

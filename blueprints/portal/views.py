@@ -19,6 +19,7 @@ from billing.money import format_money
 from billing.pdf import DEFAULT_BRAND_COLOR, LOCALES, _brand_color, _tint
 from billing.periods import local_date
 from billing.reference import country_codes
+from billing.services import analytics
 from billing.services import portal as portal_service
 from billing.services import usage as usage_service
 from billing.timeutil import now_utc
@@ -114,7 +115,8 @@ def overview() -> ResponseReturnValue:
     return render_template(
         "portal/overview.html",
         active="overview",
-        balances=portal_service.balances(customer),
+        # the figures of the console's customer header
+        balances=analytics.customer_balances(customer),
         latest=latest.items[:5],
         payment_label=payment_label,
         subscriptions=portal_service.active_subscriptions(customer),
