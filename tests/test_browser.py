@@ -45,6 +45,15 @@ def launch_chromium(p: Any, user_data: str, *extra_args: str, **options: Any) ->
     )  # fmt: skip
 
 
+def wait_settled(page: Any) -> None:
+    """Wait until htmx has finished every request and swap: content it has just swapped in only
+    gets its hx-* behaviour when it settles (20 ms later), and a click or a change in that window
+    would be lost."""
+    page.wait_for_function(
+        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
+    )
+
+
 @pytest.fixture
 def browser_page(live_server, backend):
     if backend != "sqlite":

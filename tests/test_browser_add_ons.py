@@ -11,7 +11,7 @@ from billing.models import Organization
 from billing.services.add_ons import create_add_on
 from extensions import db
 from tests.factories import AGENT_PASSWORD, TEST_ACTOR
-from tests.test_browser import browser_page, pytestmark  # noqa: F401 (fixture and marks)
+from tests.test_browser import browser_page, pytestmark, wait_settled  # noqa: F401 (fixture and marks)
 
 expect = pytest.importorskip("playwright.sync_api").expect
 
@@ -48,11 +48,13 @@ def test_one_off_invoice_with_a_live_total(live_server, browser_page):  # noqa: 
     expect(page.locator(total)).to_contain_text("€490.00")
     page.click("#add-one-off-line")
     page.wait_for_selector("select[name='fees-1-add_on']")
+    wait_settled(page)
     page.select_option("select[name='fees-1-add_on']", label="Priority support (€150.00)")
     page.fill("input[name='fees-1-units']", "2.5")
     expect(page.locator(total)).to_contain_text("€865.00")
     page.click("#add-one-off-line")
     page.wait_for_selector("select[name='fees-2-add_on']")
+    wait_settled(page)
     page.select_option("select[name='fees-2-add_on']", label="Onboarding (€490.00)")
     expect(page.locator(total)).to_contain_text("€1,355.00")
     page.locator("tr.one-off-line").nth(2).locator("[data-remove-row]").click()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from tests.factories import AGENT_PASSWORD
-from tests.test_browser import browser_page, pytestmark  # noqa: F401 (fixture and marks)
+from tests.test_browser import browser_page, pytestmark, wait_settled  # noqa: F401 (fixture and marks)
 
 
 def test_an_admin_prices_a_metric_with_tiers_and_a_filter(live_server, browser_page):  # noqa: F811
@@ -41,17 +41,22 @@ def test_an_admin_prices_a_metric_with_tiers_and_a_filter(live_server, browser_p
     page.fill("#amount", "10")
     page.click("#add-charge")
     page.wait_for_selector("#charge-0")
+    wait_settled(page)
     page.select_option("#charges-0-billable_metric_id", label="Compute hours (compute_hours)")
     page.wait_for_selector("#add-filter-0")  # the row re-rendered for the metric's filters
+    wait_settled(page)
     page.select_option("#charges-0-charge_model", "graduated")
     page.wait_for_selector("input[name='charges-0-tiers-0-per_unit_amount']")
+    wait_settled(page)
     page.fill("input[name='charges-0-tiers-0-to_value']", "100")
     page.fill("input[name='charges-0-tiers-0-per_unit_amount']", "0.02")
     page.click("#charge-0 > .charge-properties button:has-text('+ Add tier')")
     page.wait_for_selector("input[name='charges-0-tiers-1-from_value'][value='101']")
+    wait_settled(page)
     page.fill("input[name='charges-0-tiers-1-per_unit_amount']", "0.01")
     page.click("#add-filter-0")
     page.wait_for_selector("#charge-0-filter-0")
+    wait_settled(page)
     page.check("#charge-0-filter-0 input[name='charges-0-filters-0-values-region'][value='eu']")
     page.fill("#charges-0-filters-0-invoice_display_name", "Compute, EU")
     page.fill("input[name='charges-0-filters-0-tiers-0-per_unit_amount']", "0.03")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import AGENT_PASSWORD
-from tests.test_browser import browser_page  # noqa: F401  (the fixture)
+from tests.test_browser import browser_page, wait_settled  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.live
 
@@ -26,6 +26,7 @@ def test_an_agent_manages_a_wallet(live_server, browser_page):  # noqa: F811
     page.click("text=Initech SAS")
     page.click("text=Wallet & coupons")
     page.wait_for_selector("#customer-wallet")
+    wait_settled(page)
 
     page.fill("#rate_amount", "0")
     page.click("text=Create wallet")
