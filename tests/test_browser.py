@@ -49,9 +49,8 @@ def wait_settled(page: Any) -> None:
     """Wait until htmx has finished every request and swap: content it has just swapped in only
     gets its hx-* behaviour when it settles (20 ms later), and a click or a change in that window
     would be lost."""
-    page.wait_for_function(
-        "() => !document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling, .htmx-added')"
-    )
+    busy = ".htmx-request, .htmx-swapping, .htmx-settling, .htmx-added"
+    page.wait_for_function(f"() => !document.querySelector('{busy}')")
 
 
 @pytest.fixture
