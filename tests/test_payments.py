@@ -6,6 +6,7 @@ over any sequence of payments."""
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -23,10 +24,13 @@ from tests import factories
 from tests.factories import TEST_ACTOR
 
 
+_codes = itertools.count(1)
+
+
 def one_off_invoice(org: Any, cents: int, customer: Any | None = None) -> Invoice:
     """A finalized one-off EUR invoice of `cents` (one add-on line, untaxed)."""
     customer = customer or factories.make_customer(org, currency="EUR")
-    code = f"setup_{cents}_{customer.id}"
+    code = f"setup_{next(_codes)}"
     add_ons.create_add_on(
         org,
         {"name": "Setup", "code": code, "amount_cents": cents, "amount_currency": "EUR",
