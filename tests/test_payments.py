@@ -23,7 +23,6 @@ from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR
 
-
 _codes = itertools.count(1)
 
 
