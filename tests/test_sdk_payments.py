@@ -9,7 +9,6 @@ from typing import Any
 
 import httpx
 import pytest
-from lago_python_client.client import Client
 from lago_python_client.models.payment import Payment
 
 from tests.test_sdk_contract import api_error, validation_body
