@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from billing.errors import ValidationFailed
 from billing.models import (
     Customer,
     Invoice,
@@ -373,6 +375,33 @@ def _created_at(obj: dict[str, Any]) -> datetime | None:
         except (OverflowError, OSError, ValueError):
             return None
     return None
+
+
+def set_webhook_secret(organization: Organization, secret: str | None, actor: audit.Actor) -> bool:
+    """Set (or with None remove) the organization's Stripe signing secret: `whsec_` and up to
+    250 visible characters, else ValidationFailed({"secret": [...]}). The audit log records
+    that it changed, never the secret. Returns whether it changed."""
+    if secret is not None:
+        secret = secret.strip()
+        if not secret:
+            raise ValidationFailed({"secret": ["value_is_mandatory"]})
+        if not re.fullmatch(r"whsec_[\x21-\x7e]{1,250}", secret):
+            raise ValidationFailed({"secret": ["value_is_invalid"]})
+    if secret == organization.stripe_webhook_secret:
+        return False
+    before = "set" if organization.stripe_webhook_secret else None
+    organization.stripe_webhook_secret = secret
+    db.session.flush()
+    audit.record_activity(
+        organization_id=organization.id,
+        actor=actor,
+        activity_type="organization.updated",
+        resource_type="organization",
+        resource_id=str(organization.lago_id),
+        resource_label=organization.name,
+        changes={"stripe_webhook_secret": [before, "changed" if secret else None]},
+    )
+    return True
 
 
 def recent_events(organization: Organization, limit: int = 20) -> list[ProviderEvent]:
