@@ -85,6 +85,9 @@ REFUSALS = {
     ),
     "invoice": "This invoice no longer exists.",
     "value_is_invalid": "Choose paid or failed.",
+    "invoice_paid_by_payments": (
+        "Its recorded payments pay this invoice in full: its status follows them."
+    ),
 }
 
 
