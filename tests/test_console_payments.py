@@ -53,10 +53,11 @@ def test_partial_then_full_payment(agent_client, invoice, org):
 
     assert first.status_code == 302
     page = agent_client.get(f"/invoices/{invoice.lago_id}").get_data(as_text=True)
-    assert "Payment of 50.00 EUR recorded" in page
+    assert "Payment of €50.00 recorded" in page
     assert "TRX-1" in page and "Bank transfer" in page
     assert re.search(r"Amount due</th><td>€70.00", page)
     assert "Record payment" in page  # something is still due
+    assert "Partially paid" in page
 
     second = record(agent_client, invoice, amount="70", reference="TRX-2", method="check")
 
@@ -75,7 +76,7 @@ def test_partial_then_full_payment(agent_client, invoice, org):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"amount": "120.01"}, "amount", "More than is due on this invoice (120.00 EUR)."),
+        ({"amount": "120.01"}, "amount", "More than is due on this invoice (€120.00)."),
         ({"amount": "0"}, "amount", "Enter an amount above zero."),
         ({"amount": "-3"}, "amount", "Enter an amount above zero."),
         ({"amount": "abc"}, "amount", "Enter an amount such as 12.50."),

@@ -16,7 +16,13 @@ from wtforms import BooleanField, StringField
 
 from billing.errors import NotAllowed, NotFound, ValidationFailed
 from billing.models import Invoice, InvoiceStatus
-from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
+from billing.money import (
+    currency_exponent,
+    format_money,
+    from_minor_units,
+    parse_decimal,
+    to_minor_units,
+)
 from billing.periods import local_date, local_midnight
 from billing.services import payments as payment_service
 from billing.services import stripe_hooks
@@ -54,7 +60,7 @@ REFUSALS = {
 
 
 def payment_message(field: str, code: str, invoice: Invoice) -> str:
-    due = f"{from_minor_units(invoice.total_due_amount_cents, invoice.currency)} {invoice.currency}"
+    due = format_money(invoice.total_due_amount_cents, invoice.currency)
     messages = {
         ("amount_cents", "greater_than"): f"More than is due on this invoice ({due}).",
         ("amount_cents", "invalid_amount"): (
@@ -180,8 +186,8 @@ def new_payment(lago_id: uuid.UUID) -> ResponseReturnValue:
         else:
             db.session.commit()
             flash(
-                f"Payment of {from_minor_units(payment.amount_cents, payment.currency)} "
-                f"{payment.currency} recorded on {invoice.number}.",
+                f"Payment of {format_money(payment.amount_cents, payment.currency)} "
+                f"recorded on {invoice.number}.",
                 "success",
             )
             return redirect_htmx(url_for("console.invoice", lago_id=invoice.lago_id))
