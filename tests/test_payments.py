@@ -227,6 +227,20 @@ def test_lists_and_show(api_client, org):
     assert (unknown.status_code, unknown.get_json()["code"]) == (404, "customer_not_found")
 
 
+def test_the_partially_paid_filter(api_client, org):
+    partly, unpaid, paid = (one_off_invoice(org, 1200) for _ in range(3))
+    pay(api_client, partly, 200)
+    pay(api_client, paid, 1200)
+
+    def numbers(query: str) -> set[str]:
+        listed = api_client.get(f"/api/v1/invoices?{query}").get_json()["invoices"]
+        return {invoice["number"] for invoice in listed}
+
+    assert numbers("partially_paid=true") == {partly.number}
+    assert numbers("partially_paid=false") == {unpaid.number, paid.number}
+    assert api_client.get("/api/v1/invoices?partially_paid=maybe").status_code == 422
+
+
 def test_marking_paid_by_hand_records_nothing_and_leaves_nothing_due(api_client, org):
     invoice = one_off_invoice(org, 1200)
     pay(api_client, invoice, 500)

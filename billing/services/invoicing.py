@@ -54,6 +54,7 @@ from typing import Any
 from sqlalchemy import (
     Select,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -61,6 +62,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    not_,
     or_,
     select,
     update,
@@ -1310,6 +1312,8 @@ class InvoiceFilters:
     statuses: list[str] = field(default_factory=list)
     payment_statuses: list[str] = field(default_factory=list)
     payment_overdue: bool | None = None
+    #: Lago's `partially_paid`: something paid and something still due (or, with False, not)
+    partially_paid: bool | None = None
     invoice_type: str | None = None
     currency: str | None = None
     issuing_date_from: date | None = None
@@ -1340,6 +1344,15 @@ def list_invoices(
         conditions.append(Invoice.payment_status.in_(filters.payment_statuses))
     if filters.payment_overdue is not None:
         conditions.append(Invoice.payment_overdue.is_(filters.payment_overdue))
+    if filters.partially_paid is not None:
+        partial = and_(
+            Invoice.total_paid_amount_cents > 0,
+            Invoice.total_amount_cents
+            - Invoice.total_paid_amount_cents
+            - Invoice.offset_amount_cents
+            > 0,
+        )
+        conditions.append(partial if filters.partially_paid else not_(partial))
     if filters.invoice_type is not None:
         conditions.append(Invoice.invoice_type == filters.invoice_type)
     if filters.currency is not None:
