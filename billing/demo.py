@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from billing.demo_add_ons import seed_add_ons
 from billing.demo_metering import MeteringSummary, seed_metering
 from billing.demo_offsets import seed_offset
+from billing.demo_payments import seed_payments
 from billing.demo_taxes import seed_taxes
 from billing.demo_webhooks import seed_webhooks
 from billing.errors import NotFound
@@ -437,5 +438,6 @@ def seed_demo() -> DemoSummary:
     metering = seed_metering(organization)
     seed_offset(organization)
     seed_add_ons(organization)
+    seed_payments(organization)  # after the one-off invoice, which Stripe pays
     seed_webhooks(organization)
     return DemoSummary(organization.name, created, total or 0, metering)

@@ -36,6 +36,14 @@ from billing.models.invoices import (
 )
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
+from billing.models.payments import (
+    PAYMENT_METHODS,
+    Payment,
+    PaymentRecordStatus,
+    PaymentType,
+    ProviderEvent,
+    ProviderEventOutcome,
+)
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
 from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
@@ -56,6 +64,12 @@ from billing.models.webhooks import (
 )
 
 __all__ = [
+    "PAYMENT_METHODS",
+    "Payment",
+    "PaymentRecordStatus",
+    "PaymentType",
+    "ProviderEvent",
+    "ProviderEventOutcome",
     "DeliveryStatus",
     "InboundDelivery",
     "SignatureAlgo",

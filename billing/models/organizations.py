@@ -43,6 +43,9 @@ class Organization(Base):
     webhook_secret: Mapped[str] = mapped_column(String(128))
     #: HMAC secret expected on inbound hooks (different from the outgoing one)
     inbound_secret: Mapped[str] = mapped_column(String(128))
+    #: Stripe's webhook endpoint signing secret (`whsec_…`) that /hooks/stripe checks; null =
+    #: no Stripe endpoint
+    stripe_webhook_secret: Mapped[str | None] = mapped_column(String(255))
     #: PEM of the RSA key that signs `jwt` webhooks (made on first use)
     webhook_private_key: Mapped[str | None] = mapped_column(Text)
     #: last customer sequential id handed out (incremented under a row lock)

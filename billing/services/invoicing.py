@@ -54,6 +54,7 @@ from typing import Any
 from sqlalchemy import (
     Select,
     Table,
+    and_,
     bindparam,
     case,
     delete,
@@ -61,6 +62,7 @@ from sqlalchemy import (
     false,
     func,
     insert,
+    not_,
     or_,
     select,
     update,
@@ -83,6 +85,8 @@ from billing.models import (
     InvoiceSubscription,
     InvoicingReason,
     Organization,
+    Payment,
+    PaymentRecordStatus,
     PaymentStatus,
     Plan,
     Subscription,
@@ -1145,38 +1149,70 @@ def update_invoice(invoice: Invoice, data: dict[str, Any], actor: audit.Actor) -
     metadata = _parse_metadata(data["metadata"]) if data.get("metadata") is not None else None
     now = now_utc()
     if "payment_status" in data and data["payment_status"] != invoice.payment_status:
+        # under the invoice's row lock, as payments are recorded: what they paid is current
+        db.session.flush()
+        db.session.refresh(invoice, with_for_update=True)
         before = invoice.payment_status
-        invoice.payment_status = data["payment_status"]
-        if invoice.payment_status == PaymentStatus.SUCCEEDED:
-            # what credit notes offset was never paid
-            invoice.total_paid_amount_cents = max(
-                0, invoice.total_amount_cents - invoice.offset_amount_cents
-            )
+        due = max(0, invoice.total_amount_cents - invoice.offset_amount_cents)
+        if data["payment_status"] == PaymentStatus.SUCCEEDED:
+            # Marked paid by hand (Lago's behaviour): nothing is recorded as a payment, the
+            # rest of the total counts as paid, so nothing is due any more. What credit notes
+            # offset was never paid.
+            invoice.total_paid_amount_cents = due
             invoice.payment_overdue = False
         else:
-            invoice.total_paid_amount_cents = 0
+            # Back to pending or failed: what recorded payments brought in still counts; an
+            # invoice they pay in full cannot be unpaid by hand (its status follows them).
+            recorded = recorded_payments_cents(invoice)
+            if due > 0 and recorded >= due:
+                raise NotAllowed("invoice_paid_by_payments")
+            invoice.total_paid_amount_cents = recorded
+        invoice.payment_status = data["payment_status"]
         invoice.updated_at = now
         db.session.flush()
-        _record(
-            invoice,
-            "invoice.payment_status_updated",
-            actor,
-            {"payment_status": [before, invoice.payment_status]},
-        )
-        outbox.emit(
-            invoice.organization_id,
-            "invoice.payment_status_updated",
-            "invoice",
-            _payload(invoice),
-        )
-        wallets.on_invoice_payment(invoice, actor)
-        documents.outdated("invoice", invoice)  # its PDF prints the payment status
+        payment_status_changed(invoice, before, actor)
     if metadata is not None:
         _sync_metadata(invoice, metadata, now)
         invoice.updated_at = now
         db.session.flush()
         _record(invoice, "invoice.updated", actor, {"metadata": [None, metadata]})
     return invoice
+
+
+def recorded_payments_cents(invoice: Invoice) -> int:
+    """What the invoice's payment records brought in (failed ones and refunds excluded)."""
+    return int(
+        db.session.scalar(
+            select(
+                func.coalesce(func.sum(Payment.amount_cents - Payment.refunded_amount_cents), 0)
+            ).where(
+                Payment.invoice_id == invoice.id,
+                Payment.status != PaymentRecordStatus.FAILED,
+            )
+        )
+        or 0
+    )
+
+
+def payment_status_changed(invoice: Invoice, before: str, actor: audit.Actor) -> None:
+    """What follows any change of an invoice's payment status, whoever made it (an agent or
+    the API setting it, a payment recorded, a provider event): the timeline entry, the
+    `invoice.payment_status_updated` webhook, a credit invoice's purchase settled (paid) or
+    failed, and its PDF printed again."""
+    _record(
+        invoice,
+        "invoice.payment_status_updated",
+        actor,
+        {"payment_status": [before, invoice.payment_status]},
+    )
+    outbox.emit(
+        invoice.organization_id,
+        "invoice.payment_status_updated",
+        "invoice",
+        _payload(invoice),
+    )
+    wallets.on_invoice_payment(invoice, actor)
+    documents.outdated("invoice", invoice)  # its PDF prints the payment status
 
 
 def _parse_metadata(raw: Any) -> list[dict[str, Any]]:
@@ -1276,6 +1312,8 @@ class InvoiceFilters:
     statuses: list[str] = field(default_factory=list)
     payment_statuses: list[str] = field(default_factory=list)
     payment_overdue: bool | None = None
+    #: Lago's `partially_paid`: something paid and something still due (or, with False, not)
+    partially_paid: bool | None = None
     invoice_type: str | None = None
     currency: str | None = None
     issuing_date_from: date | None = None
@@ -1306,6 +1344,15 @@ def list_invoices(
         conditions.append(Invoice.payment_status.in_(filters.payment_statuses))
     if filters.payment_overdue is not None:
         conditions.append(Invoice.payment_overdue.is_(filters.payment_overdue))
+    if filters.partially_paid is not None:
+        partial = and_(
+            Invoice.total_paid_amount_cents > 0,
+            Invoice.total_amount_cents
+            - Invoice.total_paid_amount_cents
+            - Invoice.offset_amount_cents
+            > 0,
+        )
+        conditions.append(partial if filters.partially_paid else not_(partial))
     if filters.invoice_type is not None:
         conditions.append(Invoice.invoice_type == filters.invoice_type)
     if filters.currency is not None:

@@ -16,6 +16,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     errors,
     events,
     invoices,
+    payments,
     plans,
     subscriptions,
     taxes,

@@ -43,6 +43,7 @@ def invoice_filters(external_customer_id: str | None = None) -> invoicing.Invoic
         statuses=statuses,
         payment_statuses=payment_statuses,
         payment_overdue=_bool_param("payment_overdue", errors),
+        partially_paid=_bool_param("partially_paid", errors),
         invoice_type=args.get("invoice_type") or None,
         currency=(args.get("currency") or "").upper() or None,
         issuing_date_from=_date(args.get("issuing_date_from"), "issuing_date_from", errors),

@@ -85,6 +85,9 @@ REFUSALS = {
     ),
     "invoice": "This invoice no longer exists.",
     "value_is_invalid": "Choose paid or failed.",
+    "invoice_paid_by_payments": (
+        "Its recorded payments pay this invoice in full: its status follows them."
+    ),
 }
 
 
@@ -275,7 +278,7 @@ def _fee_lines(invoice: Invoice) -> list[FeeLine]:
 
 
 def _invoice_context(invoice: Invoice) -> dict[str, Any]:
-    from blueprints.console import credit_notes  # noqa: PLC0415  (it imports this module)
+    from blueprints.console import credit_notes, payments  # noqa: PLC0415  (they import it)
 
     customer = invoice.customer
     return {
@@ -290,6 +293,7 @@ def _invoice_context(invoice: Invoice) -> dict[str, Any]:
         and invoice.payment_status != PaymentStatus.SUCCEEDED,
         "stored_pdf": documents.stored_document(DocumentType.INVOICE, invoice.id),
         **credit_notes.invoice_context(invoice),
+        **payments.invoice_context(invoice),
     }
 
 
