@@ -126,7 +126,7 @@ def gunicorn(env: dict[str, str], workers: int, *extra_args: str) -> Iterator[tu
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a loaded machine takes its time importing the app
         while True:
             try:
                 if httpx.get(f"{base}/health", timeout=1).status_code == 200:

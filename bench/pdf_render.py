@@ -134,6 +134,7 @@ def main() -> None:
     args = parser.parse_args()
 
     _setup(args.locale, None)
+    html_bytes = len(_html.encode())
     pdf = render_invoice_pdf(sample_invoice(locale=args.locale))
     print(
         f"WeasyPrint {weasyprint.__version__}, {os.cpu_count()} CPUs, locale {args.locale}, "
@@ -195,7 +196,7 @@ def main() -> None:
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes share these cores)")
     save_results("pdf_render", args, measured >= TARGET_PDFS_PER_SECOND, {
         "weasyprint": weasyprint.__version__, "count": count, "rounds": rounds,
-        "workers": args.workers, "locale": args.locale, "html_bytes": len(_html),
+        "workers": args.workers, "locale": args.locale, "html_bytes": html_bytes,
         "pdf_bytes": len(pdf), "single": single_figures, "pool": pool_figures,
         "long": long_figures, "target_per_s": TARGET_PDFS_PER_SECOND,
         "capacity_per_s": capacity,
