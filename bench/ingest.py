@@ -47,6 +47,7 @@ from _common import (  # noqa: E402
     flask,
     gunicorn,
     save_results,
+    server_env,
     throwaway_postgresql,
     worker_pids,
 )
@@ -185,7 +186,7 @@ def baseline(rows: int, path: Path) -> float:
 
 
 def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "FLASK_DEBUG": "0"}
+    env = server_env(url)  # no rate limits: wrk's connections all come from 127.0.0.1
     flask(env, "db", "upgrade")
     flask(env, "orgs", "create", "Bench Org", "--api-key", API_KEY)
     results: dict[str, Any] = {}
