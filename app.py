@@ -153,7 +153,12 @@ def is_api_request() -> bool:
 
 
 def register_error_handlers(app: Flask) -> None:
-    from blueprints.api.errors import http_error, unexpected_error
+    from blueprints.api.errors import (
+        http_error,
+        is_database_unavailable,
+        rollback_quietly,
+        unexpected_error,
+    )
 
     @app.errorhandler(CSRFError)
     def on_csrf_error(exc: CSRFError) -> Any:
@@ -173,7 +178,14 @@ def register_error_handlers(app: Flask) -> None:
     def on_unexpected_error(exc: Exception) -> Any:
         if is_api_request():
             return unexpected_error(exc)
-        db.session.rollback()
+        rollback_quietly()
+        if is_database_unavailable(exc):
+            logging.getLogger(__name__).warning("database unavailable: %s", exc)
+            return error_page(
+                503,
+                "Temporarily unavailable",
+                "The database cannot be reached. Try again in a moment.",
+            )
         logging.getLogger(__name__).exception("unhandled error")
         return error_page(
             500, "Something went wrong", "The error was logged. Please try again in a moment."

@@ -24,7 +24,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from customer_search import maintain, percentile, seed, throwaway_postgresql  # noqa: E402
+from _common import add_json_option, percentile, save_results, throwaway_postgresql  # noqa: E402
+from customer_search import maintain, seed  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -114,13 +115,18 @@ def report(result: dict[str, Any], customers: int) -> bool:
     print(f"{'request':<42} {'n':>4} {'p50 ms':>8} {'p95 ms':>8}")
     ok = True
     everything: list[float] = []
+    result["figures"] = figures = {}
     for label, data in result["results"].items():
         timings = data["ms"]
         everything += timings
         p95 = percentile(timings, 95)
         ok &= p95 < TARGET_P95_MS
+        figures[label] = {"n": len(timings), "p50_ms": percentile(timings, 50), "p95_ms": p95}
         print(f"{label:<42} {len(timings):>4} {percentile(timings, 50):>8.1f} {p95:>8.1f}")
     p95_all = percentile(everything, 95)
+    figures["all requests"] = {
+        "n": len(everything), "p50_ms": percentile(everything, 50), "p95_ms": p95_all,
+    }  # fmt: skip
     print(
         f"{'all requests':<42} {len(everything):>4} {percentile(everything, 50):>8.1f} "
         f"{p95_all:>8.1f}   target p95 < {TARGET_P95_MS:.0f} ms: {'met' if ok else 'MISSED'}"
@@ -135,16 +141,24 @@ def main() -> int:
     parser.add_argument("--sqlite-path", help="SQLite file (default: a temporary one)")
     parser.add_argument("--repeat", type=int, default=5, help="runs of each query")
     parser.add_argument("--seed", type=int, default=7)
+    add_json_option(parser)
     args = parser.parse_args()
 
-    ok = True
+    ok, results = True, []
     with tempfile.TemporaryDirectory() as tmp:
         path = args.sqlite_path or str(Path(tmp) / "console-bench.db")
         Path(path).unlink(missing_ok=True)
-        ok &= report(run_backend(f"sqlite:///{path}", args), args.customers)
+        results.append(run_backend(f"sqlite:///{path}", args))
+        ok &= report(results[-1], args.customers)
     if args.database_url:
         with throwaway_postgresql(args.database_url, keep=False) as url:
-            ok &= report(run_backend(url, args), args.customers)
+            results.append(run_backend(url, args))
+            ok &= report(results[-1], args.customers)
+    save_results("console_list", args, ok, {
+        r["dialect"]: {"version": r["version"], "customers": args.customers,
+                       "target_p95_ms": TARGET_P95_MS, "requests": r["figures"]}
+        for r in results
+    })  # fmt: skip
     return 0 if ok else 1
 
 

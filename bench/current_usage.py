@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from customer_search import percentile, throwaway_postgresql  # noqa: E402
+from _common import add_json_option, percentile, save_results, throwaway_postgresql  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import insert, select, text  # noqa: E402
 
@@ -213,11 +213,16 @@ def report(result: dict[str, Any], requests: int) -> bool:
     print(f"\n{result['dialect']} {result['version']}: current usage, {requests} requests a size")
     print(f"{'events in the period':<22} {'p50 ms':>8} {'p95 ms':>8}   target")
     ok = True
+    result["figures"] = {}
     for size, data in result["results"].items():
         p95 = percentile(data["ms"], 95)
         target = TARGETS_P95_MS.get(size)
         met = target is None or p95 < target
         ok &= met
+        result["figures"][size] = {
+            "requests": len(data["ms"]), "p50_ms": percentile(data["ms"], 50), "p95_ms": p95,
+            "target_p95_ms": target, "met": met,
+        }  # fmt: skip
         verdict = f"p95 < {target:.0f} ms: {'met' if met else 'MISSED'}" if target else ""
         print(f"{size:<22,} {percentile(data['ms'], 50):>8.1f} {p95:>8.1f}   {verdict}")
     last = result["last"]
@@ -234,15 +239,21 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300, help="timed requests per size")
     parser.add_argument("--other-subscriptions", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
+    add_json_option(parser)
     args = parser.parse_args()
 
-    ok = True
+    ok, results = True, []
     with tempfile.TemporaryDirectory() as tmp:
         path = args.sqlite_path or str(Path(tmp) / "current-usage-bench.db")
-        ok &= report(run_backend(f"sqlite:///{path}", args), args.requests)
+        results.append(run_backend(f"sqlite:///{path}", args))
+        ok &= report(results[-1], args.requests)
     if args.database_url:
         with throwaway_postgresql(args.database_url, keep=False) as url:
-            ok &= report(run_backend(url, args), args.requests)
+            results.append(run_backend(url, args))
+            ok &= report(results[-1], args.requests)
+    save_results("current_usage", args, ok, {
+        r["dialect"]: {"version": r["version"], "sizes": r["figures"]} for r in results
+    })  # fmt: skip
     return 0 if ok else 1
 
 

@@ -29,15 +29,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,10 +43,16 @@ from types import SimpleNamespace
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _common import (  # noqa: E402  (re-exported: the other benchmarks import them from here)
+    add_json_option,
+    percentile,
+    save_results,
+    throwaway_postgresql,
+)
 from flask_migrate import upgrade  # noqa: E402
-from sqlalchemy import create_engine, func, insert, select, text  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from app import create_app  # noqa: E402
 from billing.models import Customer, CustomerMetadata, IntegrationCustomer  # noqa: E402
@@ -60,7 +64,6 @@ from billing.services.search import (  # noqa: E402
     normalize_text,
     search_fragments,
 )
-from config import normalize_database_url  # noqa: E402
 from extensions import db, set_write_intent  # noqa: E402
 
 SELECTIVE_MAX = 1000
@@ -440,33 +443,8 @@ def classify(timing: Timing, live: int) -> str:
     return "medium"
 
 
-def percentile(values: list[float], q: float) -> float:
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
-
-
 # ---------------------------------------------------------------------------------------------
 # Backends
-
-
-@contextmanager
-def throwaway_postgresql(server_url: str, keep: bool) -> Iterator[str]:
-    server = make_url(normalize_database_url(server_url))
-    name = f"ledgerline_bench_{os.getpid()}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        if keep:
-            print(f"kept PostgreSQL database {name!r}: {url}")
-        else:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def run_backend(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -528,6 +506,7 @@ def report(result: dict[str, Any], verbose: bool) -> bool:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     ok = True
+    result["classes"] = {}
     for cls in ("selective", "medium", "broad"):
         group = [t for t in timings if classify(t, live) == cls]
         if not group:
@@ -542,6 +521,12 @@ def report(result: dict[str, Any], verbose: bool) -> bool:
         verdict = "—" if target is None else f"< {target:.0f} ms " + ("✓" if s95 < target else "✗")
         ok = ok and (target is None or s95 < target)
         hits = statistics.median(t.hits for t in group)
+        result["classes"][cls] = {
+            "queries": len(group), "hits": hits, "service_p50_ms": s50, "service_p95_ms": s95,
+            "serialized_p50_ms": a50, "serialized_p95_ms": a95, "baseline_p50_ms": b50,
+            "baseline_p95_ms": b95, "target_p95_ms": target,
+            "met": None if target is None else s95 < target,
+        }  # fmt: skip
         print(
             f"| {cls} | {len(group)} | {hits:,.0f} | {s50:.1f} ms | {s95:.1f} ms "
             f"| {a50:.1f} / {a95:.1f} ms | {b50:.1f} ms | {b95:.1f} ms "
@@ -587,6 +572,7 @@ def main() -> int:
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per query")
+    add_json_option(parser)
     args = parser.parse_args()
 
     results = []
@@ -600,6 +586,11 @@ def main() -> int:
         with throwaway_postgresql(args.database_url, args.keep) as url:
             results.append(run_backend(url, args))
     ok = all([report(result, args.verbose) for result in results])
+    save_results("customer_search", args, ok, {
+        r["dialect"]: {"version": r["version"], "live": r["live"], "classes": r["classes"],
+                       "customers": args.customers}
+        for r in results
+    })  # fmt: skip
     return 0 if ok else 1
 
 

@@ -25,15 +25,12 @@ import json
 import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,7 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from customer_search import throwaway_postgresql  # noqa: E402
+from _common import (  # noqa: E402
+    add_json_option,
+    cpu_seconds,
+    flask,
+    gunicorn,
+    save_results,
+    server_env,
+    throwaway_postgresql,
+    worker_pids,
+)
 
 BIN = Path(sys.executable).parent
 API_KEY = "ll_bench_0123456789abcdef0123456789abcdef"
@@ -80,63 +86,6 @@ function request()
                     '{"events":[' .. table.concat(items, ",") .. ']}')
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def flask(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(  # noqa: S603
-        [str(BIN / "flask"), "--app", "app", *args],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    )  # fmt: skip
-    return result.stdout
-
-
-def worker_pids(master: int) -> list[int]:
-    """The gunicorn master's children (its workers)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes so far, from /proc/<pid>/stat."""
-    ticks = 0
-    for pid in pids:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()  # after "(comm)": fields from state on
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
-    """A gunicorn server of the app on a free port; yields its base URL and the master's pid."""
-    port = free_port()
-    process = subprocess.Popen(  # noqa: S603
-        [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", "app:create_app()"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise SystemExit("gunicorn did not start")
-            time.sleep(0.2)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def seed_over_api(base: str, subscriptions: int) -> None:
@@ -237,7 +186,7 @@ def baseline(rows: int, path: Path) -> float:
 
 
 def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench-secret", "FLASK_DEBUG": "0"}
+    env = server_env(url)  # no rate limits: wrk's connections all come from 127.0.0.1
     flask(env, "db", "upgrade")
     flask(env, "orgs", "create", "Bench Org", "--api-key", API_KEY)
     results: dict[str, Any] = {}
@@ -304,6 +253,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--subscriptions", type=int, default=100)
     parser.add_argument("--baseline-rows", type=int, default=300_000)
+    add_json_option(parser)
     args = parser.parse_args()
     if WRK is None:
         print("wrk is needed: apt-get install -y wrk", file=sys.stderr)
@@ -320,9 +270,18 @@ def main() -> int:
             f"{BATCH_SIZE}-row transactions: {base_rate:,.0f} rows/s"
         )
         ok &= report(f"SQLite {sqlite3.sqlite_version}", sqlite_results, base_rate, args)
+        figures: dict[str, Any] = {
+            "baseline_rows_per_s": base_rate, "duration_s": args.duration,
+            "connections": args.connections, "workers": args.workers,
+            "targets": {"single": TARGET_SINGLE, "batch": TARGET_BATCH,
+                        "batch_ratio": TARGET_BATCH_RATIO},
+            "sqlite": sqlite_results,
+        }  # fmt: skip
         if args.database_url:
             with throwaway_postgresql(args.database_url, keep=False) as url:
-                ok &= report("PostgreSQL", run_backend(url, args, tmp), base_rate, args)
+                figures["postgresql"] = run_backend(url, args, tmp)
+                ok &= report("PostgreSQL", figures["postgresql"], base_rate, args)
+    save_results("ingest", args, ok, figures)
     return 0 if ok else 1
 
 

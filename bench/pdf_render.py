@@ -33,8 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "docs"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import weasyprint  # noqa: E402
+from _common import add_json_option, save_results  # noqa: E402
 from sample_invoice import sample_invoice  # noqa: E402
 
 from billing.pdf import InvoiceDocument, render_invoice_html, render_invoice_pdf  # noqa: E402
@@ -108,15 +110,18 @@ def alternate(measure: dict[str, Callable[[], float]], rounds: int) -> dict[str,
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-def report(title: str, rates: dict[str, float]) -> None:
+def report(title: str, rates: dict[str, float]) -> dict[str, dict[str, float]]:
     """Rates and CPU per render of one table's measurements (their CPU figures consumed)."""
     print(f"\n{title}")
+    figures = {}
     for name, rate in rates.items():
         cpu = statistics.median(cpu_ms.pop(name))
+        figures[name] = {"per_s": rate, "ms_each": 1000 / rate, "cpu_ms": cpu}
         print(f"  {name:<34} {rate:8.1f} /s   {1000 / rate:7.1f} ms each   {cpu:7.1f} ms CPU")
     if "render_invoice_pdf" in rates and "bare WeasyPrint" in rates:
         ratio = rates["bare WeasyPrint"] / rates["render_invoice_pdf"]
         print(f"  render_invoice_pdf time ÷ bare WeasyPrint time: {ratio:.3f}")
+    return figures
 
 
 def main() -> None:
@@ -125,9 +130,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--locale", default="en")
+    add_json_option(parser)
     args = parser.parse_args()
 
     _setup(args.locale, None)
+    html_bytes = len(_html.encode())
     pdf = render_invoice_pdf(sample_invoice(locale=args.locale))
     print(
         f"WeasyPrint {weasyprint.__version__}, {os.cpu_count()} CPUs, locale {args.locale}, "
@@ -147,7 +154,7 @@ def main() -> None:
         },
         rounds,
     )
-    report("single process, realistic invoice (1 page)", rates)
+    single_figures = report("single process, realistic invoice (1 page)", rates)
 
     with ProcessPoolExecutor(
         args.workers,
@@ -165,7 +172,7 @@ def main() -> None:
             rounds,
         )
         pool_cpu = statistics.median(cpu_ms["render_invoice_pdf"])
-    report(f"process pool of {args.workers}, realistic invoice (1 page)", pool_rates)
+    pool_figures = report(f"process pool of {args.workers}, realistic invoice (1 page)", pool_rates)
 
     _setup(args.locale, 40)
     long_count = max(1, count // 4)
@@ -176,7 +183,7 @@ def main() -> None:
         },
         rounds,
     )
-    report("single process, 40-line invoice (3 pages)", long_rates)
+    long_figures = report("single process, 40-line invoice (3 pages)", long_rates)
 
     measured = pool_rates["render_invoice_pdf"]
     capacity = args.workers * 1000 / pool_cpu
@@ -187,6 +194,13 @@ def main() -> None:
         f"otherwise idle cores: {capacity:.1f} PDFs/s ({pool_cpu:.1f} ms CPU per PDF)"
     )
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    save_results("pdf_render", args, measured >= TARGET_PDFS_PER_SECOND, {
+        "weasyprint": weasyprint.__version__, "count": count, "rounds": rounds,
+        "workers": args.workers, "locale": args.locale, "html_bytes": html_bytes,
+        "pdf_bytes": len(pdf), "single": single_figures, "pool": pool_figures,
+        "long": long_figures, "target_per_s": TARGET_PDFS_PER_SECOND,
+        "capacity_per_s": capacity,
+    })  # fmt: skip
 
 
 if __name__ == "__main__":

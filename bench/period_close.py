@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import weasyprint  # noqa: E402
+from _common import add_json_option, save_results, throwaway_postgresql  # noqa: E402
 from current_usage import properties  # noqa: E402
-from customer_search import throwaway_postgresql  # noqa: E402
 from flask_migrate import upgrade  # noqa: E402
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
@@ -331,16 +331,32 @@ def main() -> int:
     parser.add_argument(
         "--pdfs", type=int, default=100, help="closed invoices the documents job renders (0: none)"
     )
+    add_json_option(parser)
     args = parser.parse_args()
 
-    ok = True
+    ok, results = True, []
     if not args.skip_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
             path = args.sqlite_path or str(Path(tmp) / "period-close-bench.db")
-            ok &= report(run_backend(f"sqlite:///{path}", args), args.subscriptions)
+            results.append(run_backend(f"sqlite:///{path}", args))
+            ok &= report(results[-1], args.subscriptions)
     if args.database_url:
         with throwaway_postgresql(args.database_url, keep=False) as url:
-            ok &= report(run_backend(url, args), args.subscriptions)
+            results.append(run_backend(url, args))
+            ok &= report(results[-1], args.subscriptions)
+    save_results("period_close", args, ok, {
+        r["dialect"]: {
+            "version": r["version"], "subscriptions": args.subscriptions, "wall_s": r["wall"],
+            "cpu_s": r["cpu"], "invoices_first_run": r["first"].invoices,
+            "failed": len(r["first"].failed), "invoices_second_run": r["second"].invoices,
+            "invoices": r["invoices"], "periods": r["periods"],
+            "created_events": r["created_events"], "total_cents": r["total_cents"],
+            "same_payload": r["same_payload"], "pdfs": r["pdfs"],
+            "target_s": TARGET_S * args.subscriptions / 10_000,
+            "target_pdfs_per_s": TARGET_PDFS_PER_SECOND,
+        }
+        for r in results
+    })  # fmt: skip
     return 0 if ok else 1
 
 

@@ -1,0 +1,119 @@
+"""Fault (a): the process closing periods is killed with SIGKILL mid-run and restarted.
+
+A database with a few thousand monthly subscriptions whose period has ended (the period-close
+benchmark's seeder: customers, subscriptions and their usage). `flask --app app billing
+close-periods` — the function the jobs process runs — is started, SIGKILLed as soon as some
+invoices exist, started and killed again, then run to the end. Every subscription must end
+with exactly one invoice for the period: no duplicate, no missing one, no invoice without its
+fees or its `invoice.created` event, no invoice number used twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+
+from tests.faults._support import BACKENDS, ROOT, fresh_database, kill, rows, scalar
+
+SUBSCRIPTIONS = int(os.environ.get("FAULTS_SUBSCRIPTIONS", "3000"))
+KILLS = 2
+
+
+def seed(url: str) -> tuple[int, str]:
+    """Migrate and seed in this process; the organization id and the --at of the close."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from flask_migrate import upgrade  # noqa: PLC0415
+    from period_close import seed as seed_periods  # noqa: PLC0415
+
+    from app import create_app  # noqa: PLC0415
+    from extensions import db  # noqa: PLC0415
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "faults"})
+    with app.app_context():
+        upgrade()
+        organization_id, period_end = seed_periods(SUBSCRIPTIONS, 2, random.Random(5))
+        db.session.remove()
+        db.engine.dispose()
+    return organization_id, (period_end + timedelta(hours=1)).isoformat()
+
+
+def close_periods(url: str, at: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "faults", "FLASK_DEBUG": "0"}
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "flask", "--app", "app", "billing", "close-periods", "--at", at],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+def invoices(url: str) -> int:
+    return int(scalar(url, "SELECT count(*) FROM invoices"))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_killed_period_close_leaves_exactly_one_invoice_per_subscription(backend, tmp_path):
+    with fresh_database(backend, tmp_path) as url:
+        started = time.monotonic()
+        _, at = seed(url)
+        print(f"\n[{backend}] seeded {SUBSCRIPTIONS} subscriptions in "
+              f"{time.monotonic() - started:.0f} s; closing periods at {at}")  # fmt: skip
+        seen_at_kill = []
+        for round_ in range(KILLS):
+            before = invoices(url)
+            process = close_periods(url, at)
+            # kill as soon as this run has committed invoices of its own (a batch or more)
+            while invoices(url) == before:
+                assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+                time.sleep(0.05)
+            kill(process.pid)
+            process.wait()
+            process.stdout.close()  # type: ignore[union-attr]
+            seen_at_kill.append(invoices(url))
+            print(f"  run {round_ + 1}: SIGKILL with {seen_at_kill[-1]} invoices committed "
+                  f"(exit {process.returncode})")  # fmt: skip
+            assert process.returncode == -9
+        assert seen_at_kill[-1] < SUBSCRIPTIONS, "the kills came too late to test anything"
+
+        final = close_periods(url, at)
+        output = final.communicate(timeout=600)[0].decode()
+        assert final.returncode == 0, output
+        print(f"  restarted to the end: {output.strip().splitlines()[-1]}")
+        again = close_periods(url, at)
+        output = again.communicate(timeout=600)[0].decode()
+        assert again.returncode == 0, output
+        assert output.strip().splitlines()[-1].startswith("0 invoice(s) created")
+
+        subscriptions = scalar(url, "SELECT count(*) FROM subscriptions")
+        invoiced = scalar(url, "SELECT count(DISTINCT subscription_id) FROM invoice_subscriptions")
+        periods = scalar(url, "SELECT count(*) FROM invoice_subscriptions")
+        duplicates = rows(
+            url,
+            "SELECT subscription_id, from_datetime FROM invoice_subscriptions "
+            "GROUP BY subscription_id, from_datetime HAVING count(*) > 1",
+        )
+        without_fees = scalar(
+            url,
+            "SELECT count(*) FROM invoices i "
+            "WHERE NOT EXISTS (SELECT 1 FROM fees f WHERE f.invoice_id = i.id)",
+        )
+        numbers = scalar(url, "SELECT count(DISTINCT number) FROM invoices")
+        created = scalar(url, "SELECT count(*) FROM outbox_events "
+                              "WHERE event_type = 'invoice.created'")  # fmt: skip
+        total = invoices(url)
+        print(f"  checked: {subscriptions} subscriptions, {total} invoices, {invoiced} "
+              f"subscriptions invoiced, {periods} invoiced periods, {len(duplicates)} "
+              f"duplicates, {without_fees} invoices without fees, {numbers} distinct numbers, "
+              f"{created} invoice.created events")  # fmt: skip
+        assert subscriptions == SUBSCRIPTIONS
+        assert total == SUBSCRIPTIONS
+        assert invoiced == SUBSCRIPTIONS
+        assert periods == SUBSCRIPTIONS
+        assert duplicates == []
+        assert without_fees == 0
+        assert numbers == SUBSCRIPTIONS
+        assert created == SUBSCRIPTIONS
