@@ -34,6 +34,7 @@ from billing.models.invoices import (
     InvoicingReason,
     PaymentStatus,
 )
+from billing.models.mail import Email, EmailKind, EmailStatus
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
@@ -56,6 +57,9 @@ from billing.models.webhooks import (
 )
 
 __all__ = [
+    "Email",
+    "EmailKind",
+    "EmailStatus",
     "DeliveryStatus",
     "InboundDelivery",
     "SignatureAlgo",
