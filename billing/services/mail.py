@@ -346,17 +346,40 @@ def queue_invoice_emails(invoices: Iterable[Any]) -> int:
     return _queue(rows)
 
 
+def _address_list(value: Any, name: str, errors: dict[str, list[str]]) -> list[str]:
+    """A list of addresses given to the API (null or absent: none)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        errors[name] = ["value_is_invalid"]
+        return []
+    cleaned = [item.strip() for item in value if item.strip()]
+    if not all(valid_address(item) for item in cleaned) or len(", ".join(cleaned)) > 1024:
+        errors[name] = ["invalid_email_format"]
+    return cleaned
+
+
 def resend_invoice_email(
-    invoice: Invoice, actor: audit.Actor, recipients: Sequence[str] | None = None
+    invoice: Invoice,
+    actor: audit.Actor,
+    recipients: Any = None,
+    *,
+    cc: Any = None,
+    bcc: Any = None,
 ) -> Email:
-    """Queue the invoice's e-mail again (to the customer, or to `recipients`). NotAllowed
-    (`invalid_status`) for a draft or voided invoice; ValidationFailed without any address."""
+    """Queue the invoice's e-mail again (to the customer, or to `recipients`, with optional
+    `cc` and `bcc` lists). NotAllowed (`invalid_status`) for a draft or voided invoice;
+    ValidationFailed for a bad address or without any."""
     if invoice.status != InvoiceStatus.FINALIZED:
         raise NotAllowed("invalid_status")
     customer = invoice.customer
-    to = list(recipients) if recipients else addresses(customer.email)
-    if not to:
-        raise ValidationFailed({"email": ["value_is_mandatory"]})
+    errors: dict[str, list[str]] = {}
+    to = _address_list(recipients, "to", errors) or addresses(customer.email)
+    copies = {"cc": _address_list(cc, "cc", errors), "bcc": _address_list(bcc, "bcc", errors)}
+    if not to and not errors:
+        errors["to"] = ["value_is_mandatory"]
+    if errors:
+        raise ValidationFailed(errors)
     email = _queue_one(
         _row(
             invoice.organization_id,
@@ -365,6 +388,7 @@ def resend_invoice_email(
             locale=customer_locale(customer),
             customer_id=customer.id,
             invoice_id=invoice.id,
+            context={key: value for key, value in copies.items() if value},
         )
     )
     audit.record_activity(
@@ -644,6 +668,8 @@ def build_message(email: Email, rendered: Rendered, organization: Organization) 
     message["Subject"] = rendered.subject
     message["From"] = formataddr((organization.mail_from_name or organization.name, sender))
     message["To"] = email.recipients
+    if email.context.get("cc"):
+        message["Cc"] = ", ".join(email.context["cc"])
     message["Date"] = format_datetime(now_utc())
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
     message["Content-Language"] = email.locale
@@ -674,8 +700,14 @@ def backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(30 * 2 ** (attempts - 1), 3600))
 
 
-def smtp_send(settings: SmtpSettings, message: EmailMessage, timeout: float) -> None:
-    """Hand the message to the server (smtplib). PermanentFailure on a 5xx refusal; any
+def smtp_send(
+    settings: SmtpSettings,
+    message: EmailMessage,
+    timeout: float,
+    envelope_recipients: list[str] | None = None,
+) -> None:
+    """Hand the message to the server (smtplib): to its To and Cc, or `envelope_recipients`
+    (which also carry the Bcc addresses, never written in the message). PermanentFailure on a 5xx refusal; any
     other error (connection, 4xx, authentication) raises as is and is retried."""
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
@@ -689,7 +721,7 @@ def smtp_send(settings: SmtpSettings, message: EmailMessage, timeout: float) -> 
         if settings.username:
             smtp.login(settings.username, settings.password or "")
         try:
-            smtp.send_message(message)
+            smtp.send_message(message, to_addrs=envelope_recipients)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _text in exc.recipients.values()]
             if codes and all(code >= 500 for code in codes):
@@ -759,7 +791,12 @@ def deliver(email_id: int, at: datetime | None = None) -> Outcome:
         settings = smtp_settings(organization, current_app.config["SECRET_KEY"])
         if settings is None:
             return _record(email_id, Outcome(EmailStatus.STORED), at)
-        smtp_send(settings, build_message(email, rendered, organization), timeout_seconds())
+        smtp_send(
+            settings,
+            build_message(email, rendered, organization),
+            timeout_seconds(),
+            envelope_recipients=_envelope(email),
+        )
     except PermanentFailure as exc:
         db.session.rollback()
         log.warning("mail: message %r refused for good: %s", email_id, exc)
@@ -773,6 +810,12 @@ def deliver(email_id: int, at: datetime | None = None) -> Outcome:
         log.exception("mail: preparing message %r failed", email_id)
         return _record(email_id, Outcome(EmailStatus.RETRYING, _describe(exc)), at)
     return _record(email_id, Outcome(EmailStatus.SENT), at)
+
+
+def _envelope(email: Email) -> list[str]:
+    """Every address the message goes to: To, Cc and Bcc."""
+    to = [part.strip() for part in email.recipients.split(",") if part.strip()]
+    return to + list(email.context.get("cc") or []) + list(email.context.get("bcc") or [])
 
 
 def _describe(exc: BaseException) -> str:
