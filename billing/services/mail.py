@@ -707,8 +707,9 @@ def smtp_send(
     envelope_recipients: list[str] | None = None,
 ) -> None:
     """Hand the message to the server (smtplib): to its To and Cc, or `envelope_recipients`
-    (which also carry the Bcc addresses, never written in the message). PermanentFailure on a 5xx refusal; any
-    other error (connection, 4xx, authentication) raises as is and is retried."""
+    (which also carry the Bcc addresses, never written in the message). PermanentFailure on
+    a 5xx refusal; any other error (connection, 4xx, authentication) raises as is and is
+    retried."""
     context = ssl.create_default_context()
     smtp: smtplib.SMTP
     if settings.security == "tls":

@@ -30,9 +30,9 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import ActivityLog, Customer, SavedView
 from billing.reference import currency_codes
 from billing.services import analytics, webhooks
-from billing.services import mail as mail_service
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
+from billing.services import mail as mail_service
 from billing.services import subscriptions as subscription_service
 from billing.services import wallets as wallet_service
 from billing.services.customers import CustomerFilters, customer_has_attachments

@@ -360,5 +360,3 @@ def settings_resend_invitation(lago_id: uuid.UUID) -> ResponseReturnValue:
     if is_htmx():
         return redirect_htmx(url_for("console.settings_agents"))
     return redirect(url_for("console.settings_agents"))
-
-
