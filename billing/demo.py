@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from billing.demo_add_ons import seed_add_ons
+from billing.demo_mail import seed_mail
 from billing.demo_metering import MeteringSummary, seed_metering
 from billing.demo_offsets import seed_offset
 from billing.demo_taxes import seed_taxes
@@ -438,4 +439,5 @@ def seed_demo() -> DemoSummary:
     seed_offset(organization)
     seed_add_ons(organization)
     seed_webhooks(organization)
+    seed_mail(organization)
     return DemoSummary(organization.name, created, total or 0, metering)
