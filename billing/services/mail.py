@@ -329,8 +329,10 @@ def queue_invoice_emails(invoices: Iterable[Any]) -> int:
         if invoice.status != InvoiceStatus.FINALIZED:
             continue
         customer = invoice.customer
+        if not customer.email or not wants_invoice_emails(customer):
+            continue
         recipients = addresses(customer.email)
-        if not recipients or not wants_invoice_emails(customer):
+        if not recipients:
             continue
         rows.append(
             _row(
@@ -777,27 +779,29 @@ class Outcome:
 
 def deliver(email_id: int, at: datetime | None = None) -> Outcome:
     """Render, then send (or store, without a server) one leased message, and record the
-    outcome; commits. Never raises for a delivery problem: it is recorded and retried."""
+    outcome; commits. Never raises for a delivery problem: it is recorded and retried.
+
+    Everything read from the database is read before the commit that precedes the SMTP
+    conversation, so no transaction (on SQLite: no write lock) stays open while it lasts."""
     email = db.session.get_one(Email, email_id)
     organization = db.session.get_one(Organization, email.organization_id)
     try:
         rendered = render(email)
+        settings = message = envelope = None
         if not rendered.canceled:
             email.subject = rendered.subject[:255]
             email.body_text = rendered.text
             email.attachment_name = ", ".join(name for name, _ in rendered.attachments) or None
+            settings = smtp_settings(organization, current_app.config["SECRET_KEY"])
+            if settings is not None:
+                message = build_message(email, rendered, organization)
+                envelope = _envelope(email)
         db.session.commit()  # the rendered text, and a PDF stored just now
         if rendered.canceled:
             return _record(email_id, Outcome(EmailStatus.CANCELED), at)
-        settings = smtp_settings(organization, current_app.config["SECRET_KEY"])
-        if settings is None:
+        if settings is None or message is None:
             return _record(email_id, Outcome(EmailStatus.STORED), at)
-        smtp_send(
-            settings,
-            build_message(email, rendered, organization),
-            timeout_seconds(),
-            envelope_recipients=_envelope(email),
-        )
+        smtp_send(settings, message, timeout_seconds(), envelope_recipients=envelope)
     except PermanentFailure as exc:
         db.session.rollback()
         log.warning("mail: message %r refused for good: %s", email_id, exc)
