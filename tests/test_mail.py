@@ -81,6 +81,8 @@ def test_a_finalized_invoice_arrives_in_french_with_its_pdf_and_a_working_portal
     assert filename == f"{invoice.number}.pdf"
     assert pdf.startswith(b"%PDF")
     [portal_link] = [link for link in links_in(body) if "/portal/" in link]
+    html = message.get_body(preferencelist=("html",)).get_content()
+    assert f'<a href="{portal_link}">' in html and "Bonjour Acme," in html
     page = client.get(portal_link.removeprefix("http://testserver"))
     assert page.status_code == 200
     assert "Acme" in page.get_data(as_text=True)
