@@ -333,3 +333,17 @@ def test_a_reminder_reaches_the_customer_with_the_invoice_and_shows_on_its_timel
     assert attachments_of(message)[0][1].startswith(b"%PDF")
     [entry] = timeline(overdue.customer)
     assert entry.activity_type == "email.sent" and "payment reminder" in entry.resource_label
+
+
+@pytest.mark.parametrize("locale", ["en", "fr", "de", "es", "it", "nl", "nb", "sv", "pt-BR"])
+def test_every_document_language_has_its_own_invoice_email(app, locale):
+    line = {"number": "ACM-001", "amount": "€1.00", "total": "€1.00"}
+    line |= {"issuing_date": "1", "due_date": "2"}
+    subject, body = mail._render(
+        "invoice.txt", locale, invoice=line, organization="Seller", customer="Acme",
+        portal_url="http://testserver/portal/x/",
+    )  # fmt: skip
+    english = locale == "en"
+    assert (subject == "Invoice ACM-001 from Seller") is english
+    assert ("Hello Acme," in body) is english
+    assert "ACM-001" in subject and "http://testserver/portal/x/" in body
