@@ -39,6 +39,7 @@ from markupsafe import escape
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import selectinload
 
 from billing.errors import NotAllowed, ValidationFailed
 from billing.ids import new_lago_id
@@ -128,7 +129,7 @@ def from_address(organization: Organization) -> str:
     if organization.mail_from_address:
         return organization.mail_from_address
     host = urlsplit(current_app.config.get("PUBLIC_URL") or "").hostname or "ledgerline.invalid"
-    if "." not in host:
+    if "." not in host or host.replace(".", "").isdigit():  # localhost, an IP address
         host = "ledgerline.invalid"
     return f"billing@{host}"
 
@@ -953,6 +954,7 @@ def list_emails(
         query = query.where(Email.customer_id == customer.id)
     if status:
         query = query.where(Email.status == status)
+    query = query.options(selectinload(Email.customer), selectinload(Email.invoice))
     return list(
         db.session.scalars(query.order_by(Email.created_at.desc(), Email.id.desc()).limit(limit))
     )
