@@ -46,6 +46,8 @@ class Config:
         #: outgoing webhooks: request timeout, and how long a failing delivery is retried
         self.WEBHOOK_TIMEOUT_SECONDS = float(env.get("WEBHOOK_TIMEOUT_SECONDS") or 10)
         self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS") or 24)
+        self.MAIL_TIMEOUT_SECONDS = float(env.get("MAIL_TIMEOUT_SECONDS") or 10)
+        self.MAIL_RETRY_HOURS = float(env.get("MAIL_RETRY_HOURS") or 24)
         #: seconds a customer portal link stays valid
         self.PORTAL_TOKEN_MAX_AGE = int(env.get("PORTAL_TOKEN_MAX_AGE") or 12 * 3600)
 

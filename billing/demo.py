@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from billing.demo_add_ons import seed_add_ons
+from billing.demo_mail import seed_mail
 from billing.demo_metering import MeteringSummary, seed_metering
 from billing.demo_offsets import seed_offset
 from billing.demo_payments import seed_payments
@@ -440,4 +441,5 @@ def seed_demo() -> DemoSummary:
     seed_add_ons(organization)
     seed_payments(organization)  # after the one-off invoice, which Stripe pays
     seed_webhooks(organization)
+    seed_mail(organization)
     return DemoSummary(organization.name, created, total or 0, metering)

@@ -122,3 +122,8 @@ from jobs.wallets import run_wallet_expiration  # noqa: E402
 
 # Wallets past their expiration time are terminated within a minute.
 JOBS.append(JobSpec("wallet_expiration", run_wallet_expiration, "interval", {"seconds": 60}))
+from jobs.mail import run_dunning, run_mail_delivery  # noqa: E402
+
+# E-mails go out within seconds of being queued; reminders are checked every 10 minutes.
+JOBS.append(JobSpec("mail_delivery", run_mail_delivery, "interval", {"seconds": 5}))
+JOBS.append(JobSpec("dunning", run_dunning, "interval", {"seconds": 600}))

@@ -34,6 +34,7 @@ from billing.models.invoices import (
     InvoicingReason,
     PaymentStatus,
 )
+from billing.models.mail import Email, EmailKind, EmailStatus
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.payments import (
@@ -70,6 +71,9 @@ __all__ = [
     "PaymentType",
     "ProviderEvent",
     "ProviderEventOutcome",
+    "Email",
+    "EmailKind",
+    "EmailStatus",
     "DeliveryStatus",
     "InboundDelivery",
     "SignatureAlgo",

@@ -140,6 +140,10 @@ class Customer(Base):
     net_payment_term: Mapped[int | None]
     finalize_zero_amount_invoice: Mapped[str] = mapped_column(String(16), default="inherit")
     skip_invoice_custom_sections: Mapped[bool] = mapped_column(default=False)
+    #: e-mail finalized invoices to the customer: inherit (the organization's setting) | on | off
+    invoice_emails: Mapped[str] = mapped_column(
+        String(8), default="inherit", server_default="inherit"
+    )
     external_salesforce_id: Mapped[str | None] = mapped_column(String(255))
     #: last invoice sequential id handed out (incremented under a row lock at finalization)
     invoices_sequence: Mapped[int] = mapped_column(default=0, server_default="0")

@@ -55,6 +55,20 @@ class Organization(Base):
     #: the logo image itself (kept in the database, so every process serves it)
     logo: Mapped[bytes | None] = mapped_column(LargeBinary)
     logo_content_type: Mapped[str | None] = mapped_column(String(32))
+    #: outgoing mail server; none = messages are stored in the outbox, not sent (development)
+    smtp_host: Mapped[str | None] = mapped_column(String(255))
+    smtp_port: Mapped[int | None] = mapped_column()
+    #: starttls | tls (implicit, SMTPS) | none
+    smtp_security: Mapped[str] = mapped_column(String(8), default="starttls")
+    smtp_username: Mapped[str | None] = mapped_column(String(255))
+    #: Fernet token (billing/secrets.py), never the password itself
+    smtp_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    mail_from_address: Mapped[str | None] = mapped_column(String(255))
+    mail_from_name: Mapped[str | None] = mapped_column(String(255))
+    #: e-mail each invoice to the customer when it is finalized (customers may override)
+    invoice_emails: Mapped[bool] = mapped_column(default=False)
+    #: days after the due date at which an unpaid invoice's reminders go out, e.g. [3, 10, 30]
+    dunning_schedule: Mapped[list[int]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc, onupdate=now_utc)
 
@@ -115,6 +129,8 @@ class Agent(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: set while an invitation waits for the invitee to choose a password
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     organization: Mapped[Organization] = relationship()
 

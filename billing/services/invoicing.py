@@ -101,7 +101,7 @@ from billing.periods import (
     next_period,
     proration,
 )
-from billing.services import audit, credit_notes, documents, outbox, wallets
+from billing.services import audit, credit_notes, documents, mail, outbox, wallets
 from billing.services import coupons as coupon_service
 from billing.services.pagination import Page
 from billing.services.taxes import (
@@ -601,6 +601,7 @@ def _invoice_periods(billings: Sequence[_Billing]) -> list[Any]:
         else:
             _record(invoice, "invoice.finalized", audit.SYSTEM)
             outbox.emit(invoice.organization_id, "invoice.created", "invoice", _payload(invoice))
+    mail.queue_invoice_emails(at_once)  # one statement for the lot; sent by the jobs process
     return [invoice if invoice.id in new_ids else None for invoice in invoices]
 
 
@@ -1020,6 +1021,7 @@ def _finalize(
     db.session.flush()
     _record(invoice, activity, actor)
     outbox.emit(invoice.organization_id, event, "invoice", _payload(invoice))
+    mail.queue_invoice_emails([invoice])  # sent later by the jobs process, never blocking this
     credit_notes.credit_terminated_subscriptions(invoice, actor)
 
 

@@ -303,6 +303,13 @@ def invoice_history(customer: Customer, query: InvoiceQuery) -> Page[Invoice]:
     )
 
 
+def overdue_invoices(customer: Customer) -> list[Invoice]:
+    """The customer's unpaid invoices past their due date, oldest due first (the banner)."""
+    from billing.services import mail  # noqa: PLC0415
+
+    return mail.overdue_invoices(customer)
+
+
 def downloadable_invoice(customer: Customer, invoice_id: str) -> Invoice:
     """The customer's finalized invoice with this id; NotFound for anything else (another
     customer's, another organization's, a draft, a malformed id)."""

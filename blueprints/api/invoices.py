@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from billing.errors import NotFound, ValidationFailed
 from billing.models import DocumentType, Invoice, InvoiceStatus
 from billing.serializers_invoices import serialize_invoice, serialize_past_usage
-from billing.services import credit_notes, documents, invoicing
+from billing.services import credit_notes, documents, invoicing, mail
 from billing.services import metrics as metric_service
 from billing.services.customers import get_customer
 from billing.services.pagination import Page
@@ -153,6 +153,25 @@ def void_invoice(lago_id: str) -> ResponseReturnValue:
     options = request.get_json(silent=True)
     credit_notes.void_invoice(
         invoice, options if isinstance(options, dict) else {}, current_actor()
+    )
+    db.session.commit()
+    return _shown(invoice)
+
+
+@bp.post("/invoices/<lago_id>/resend_email")
+def resend_invoice_email(lago_id: str) -> ResponseReturnValue:
+    """E-mail a finalized invoice again (PDF attached), sent by the jobs process; optional
+    root-level `to`, `cc`, `bcc` lists replace the customer's addresses. A draft or voided
+    invoice: 405 `invalid_status`."""
+    invoice = invoicing.get_invoice(current_organization(), lago_id)
+    body = request.get_json(silent=True)
+    options = body if isinstance(body, dict) else {}
+    mail.resend_invoice_email(
+        invoice,
+        current_actor(),
+        recipients=options.get("to"),
+        cc=options.get("cc"),
+        bcc=options.get("bcc"),
     )
     db.session.commit()
     return _shown(invoice)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
+from billing.errors import ValidationFailed
+from billing.services import agent_links
 from billing.services.logins import LoginRefused, LoginThrottled, log_in
 from blueprints.auth import bp
-from blueprints.auth.forms import LoginForm
+from blueprints.auth.forms import ForgotPasswordForm, LoginForm, NewPasswordForm
 from extensions import db, login_manager
 
 
@@ -64,3 +66,66 @@ def logout() -> ResponseReturnValue:
     """Sign out (a POST with the CSRF token, so no other site can sign an agent out)."""
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+# --- agents by e-mail: password reset and invitations ------------------------------------------
+
+#: the one answer to every reset request, so nobody learns whether an address is an agent's
+RESET_SENT = (
+    "If an active agent signs in with this address, we have sent it a link to choose a new "
+    "password. The link works once, for one hour."
+)
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password() -> ResponseReturnValue:
+    """Ask for a reset link; the answer never says whether the address is an agent's."""
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        agent_links.request_password_reset(form.email.data or "")
+        db.session.commit()
+        return render_template("auth/forgot_password.html", form=form, sent=RESET_SENT)
+    status = 422 if request.method == "POST" else 200
+    return render_template("auth/forgot_password.html", form=form, sent=None), status
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+def reset_password(token: str) -> ResponseReturnValue:
+    """Choose a new password through a reset link (signed, one hour, single use)."""
+    return _choose_password(token, "reset")
+
+
+@bp.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> ResponseReturnValue:
+    """An invited agent chooses a password (signed link, 7 days, single use)."""
+    return _choose_password(token, "invitation")
+
+
+def _choose_password(token: str, purpose: str) -> ResponseReturnValue:
+    try:
+        agent = agent_links.open_link(current_app.config["SECRET_KEY"], token, purpose)
+    except agent_links.LinkInvalid as exc:
+        db.session.rollback()
+        return render_template(
+            "auth/link_invalid.html", expired=exc.expired, purpose=purpose
+        ), 410 if exc.expired else 404
+    form = NewPasswordForm()
+    error = None
+    if form.validate_on_submit():
+        if form.password.data != form.confirm.data:
+            form.confirm.errors = ["The two passwords differ."]
+        else:
+            try:
+                agent_links.set_password(agent, form.password.data or "", agent.email)
+            except ValidationFailed:
+                db.session.rollback()
+                form.password.errors = ["Choose at least 8 characters."]
+            else:
+                db.session.commit()
+                logout_user()
+                flash("Your password is set. Sign in with it.", "success")
+                return redirect(url_for("auth.login"))
+    status = 422 if request.method == "POST" else 200
+    return render_template(
+        "auth/choose_password.html", form=form, agent=agent, purpose=purpose, error=error
+    ), status

@@ -29,6 +29,7 @@ from blueprints.console import (  # noqa: E402,F401
     finance,
     imports,
     invoices,
+    mail,
     payments,
     portal_links,
     settings,

@@ -32,10 +32,12 @@ from billing.reference import currency_codes
 from billing.services import analytics, webhooks
 from billing.services import customers as customer_service
 from billing.services import invoicing as invoicing_service
+from billing.services import mail as mail_service
 from billing.services import subscriptions as subscription_service
 from billing.services import wallets as wallet_service
 from billing.services.customers import CustomerFilters, customer_has_attachments
 from blueprints.console import bp, coupons, finance, invoices, subscriptions, wallets
+from blueprints.console import mail as mail_views
 from blueprints.console.forms import (
     ConfirmDeleteForm,
     CustomerForm,
@@ -529,7 +531,11 @@ def customer(lago_id: uuid.UUID, tab: str = "overview") -> ResponseReturnValue:
             actor_types=ACTOR_TYPES,
             activity_types=_activity_types(customer),
             deliveries=webhooks.list_deliveries(organization, customer=customer, limit=20),
+            emails=mail_service.list_emails(organization, customer=customer, limit=20),
+            status_labels=mail_views.STATUS_LABELS,
         )
+    elif tab == "settings":
+        context["invoice_email_settings"] = mail_views.CUSTOMER_SETTINGS
     return render_htmx(
         "console/customer.html",
         "console/_customer_tab.html",

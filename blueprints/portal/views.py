@@ -122,6 +122,7 @@ def overview() -> ResponseReturnValue:
         subscriptions=portal_service.active_subscriptions(customer),
         prepaid=portal_service.prepaid_credits(customer),
         credit_notes=portal_service.customer_credit_notes(customer),
+        overdue=portal_service.overdue_invoices(customer),
     )
 
 
