@@ -122,3 +122,7 @@ from jobs.wallets import run_wallet_expiration  # noqa: E402
 
 # Wallets past their expiration time are terminated within a minute.
 JOBS.append(JobSpec("wallet_expiration", run_wallet_expiration, "interval", {"seconds": 60}))
+from jobs.rate_limits import run_rate_limit_purge  # noqa: E402
+
+# Ended rate limit windows are deleted every ten minutes (the table holds one row per key).
+JOBS.append(JobSpec("rate_limit_purge", run_rate_limit_purge, "interval", {"seconds": 600}))

@@ -37,6 +37,7 @@ from billing.models.invoices import (
 from billing.models.organizations import Agent, AgentRole, ApiKey, Organization
 from billing.models.outbox import OutboxEvent
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
+from billing.models.rate_limits import RateLimitCounter
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
 from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
 from billing.models.wallets import (
@@ -118,5 +119,6 @@ __all__ = [
     "LoginThrottle",
     "Organization",
     "OutboxEvent",
+    "RateLimitCounter",
     "SavedView",
 ]

@@ -60,3 +60,6 @@ def _json(answer: inbound.Answer) -> Response:
     response = jsonify(answer.body)
     response.status_code = answer.status
     return response
+
+
+from blueprints.hooks import limits  # noqa: E402,F401  (rate limit of every /hooks/ route)
