@@ -70,9 +70,11 @@ def env_flag(value: str | None, *, default: bool) -> bool:
 
 
 def engine_options(url: str) -> dict[str, object]:
+    # Statement parameters (secrets, e-mails) never reach a log line or an error message.
+    options: dict[str, object] = {"hide_parameters": True}
     if url.startswith("postgresql"):
         # psycopg switches to server-side prepared statements after a few executions; the
         # generic plan PostgreSQL then picks for search queries ignores the trigram indexes and
         # can be a thousand times slower. Plain per-execution planning is the safe default.
-        return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
-    return {"connect_args": {"timeout": 15}}
+        return {**options, "pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
+    return {**options, "connect_args": {"timeout": 15}}

@@ -34,10 +34,10 @@ CREDENTIAL_PARAMS = (
     r"auth|authorization|nonce"
 )
 _TOKEN_IN_PATH = re.compile(rf"(/(?:{'|'.join(TOKEN_PATHS)})/)[^/?#\s\"']+")
-_SECRET_QUERY = re.compile(rf"([?&;](?:[\w.-]*[_-])?(?:{CREDENTIAL_PARAMS})=)[^&#\s\"']*", re.I)
+_SECRET_QUERY = re.compile(rf"([?&;](?:[\w.-]*[_-])?(?:{CREDENTIAL_PARAMS})=)[^&;#\s\"']*", re.I)
 _BEARER = re.compile(r"(\bBearer\s+)[^\s\"',]+", re.I)
-#: loggers that write one line per request, with its path and query
-REQUEST_LOGGERS = ("werkzeug", "gunicorn.access")
+#: loggers that write URLs: request lines (dev server, gunicorn), outgoing requests (webhooks)
+REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "httpx")
 
 
 def mask_secrets(text: str) -> str:
