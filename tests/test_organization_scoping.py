@@ -373,8 +373,14 @@ def _call(caller: Any, method: str, url: str) -> Any:
 
 
 def _leaks(response: Any, identifiers: set[str], sent: set[str]) -> list[str]:
+    """B's identifiers in the body (other than those the request itself sent), and, since
+    every route is called here anyway, a missing security header."""
     body = response.get_data(as_text=True)
-    return sorted(value for value in identifiers - sent if value in body)
+    found = sorted(value for value in identifiers - sent if value in body)
+    for header in ("Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"):
+        if not response.headers.get(header):
+            found.append(f"(no {header} header)")
+    return found
 
 
 def test_no_route_of_one_organization_reaches_anothers_records(app: Any, scene: Scene) -> None:
