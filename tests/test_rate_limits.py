@@ -16,6 +16,7 @@ from app import create_app
 from billing.models import Customer, RateLimitCounter
 from billing.services.rate_limits import InvalidLimit, Limit
 from billing.timeutil import set_clock
+from config import Config
 from extensions import csrf, db
 from jobs.rate_limits import run_rate_limit_purge
 from tests import factories
@@ -289,3 +290,27 @@ def test_a_new_window_restarts_the_count_in_the_same_row(
     assert again.status_code == 201
     assert again.headers["x-ratelimit-remaining"] == "1"
     assert db.session.scalar(select(func.count()).select_from(RateLimitCounter)) == 1
+
+
+@pytest.mark.parametrize(
+    ("environ", "enabled", "login", "hooks", "proxies"),
+    [
+        ({}, True, "10/minute", "120/minute", 0),
+        ({"RATE_LIMITS_ENABLED": "0"}, False, "10/minute", "120/minute", 0),
+        (
+            {"RATE_LIMITS_ENABLED": "off", "TRUSTED_PROXIES": "1"},
+            False, "10/minute", "120/minute", 1,
+        ),
+        (
+            {"RATE_LIMIT_LOGIN": "5/hour", "RATE_LIMIT_HOOKS": "1000/minute"},
+            True, "5/hour", "1000/minute", 0,
+        ),
+    ],
+)  # fmt: skip
+def test_the_settings_come_from_the_environment(
+    environ: dict[str, str], enabled: bool, login: str, hooks: str, proxies: int
+) -> None:
+    config = Config(environ)
+    assert config.RATE_LIMITS_ENABLED is enabled
+    assert (login, hooks) == (config.RATE_LIMIT_LOGIN, config.RATE_LIMIT_HOOKS)
+    assert proxies == config.TRUSTED_PROXIES
