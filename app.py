@@ -28,11 +28,6 @@ from extensions import (
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: no inline script or style, nothing from elsewhere, never framed
-CONSOLE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -60,6 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     login_manager.login_view = "auth.login"
     login_manager.login_message = None  # the login page explains itself
 
+    from blueprints import security
     from blueprints.api import bp as api_bp
     from blueprints.auth import bp as auth_bp
     from blueprints.console import bp as console_bp
@@ -83,6 +79,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     register_filters(app)
     register_request_hooks(app)
     register_error_handlers(app)
+    # Headers on every response, ProxyFix behind TRUSTED_PROXIES, masked request logs.
+    security.install(app)
+    check_rate_limits(app)
 
     @app.get("/health")
     def health() -> Response | tuple[Response, int]:
@@ -102,6 +101,17 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     gc.collect()
     gc.freeze()
     return app
+
+
+def check_rate_limits(app: Flask) -> None:
+    """Refuse to start with a rate limit setting that is not `<count>/<period>`."""
+    from billing.services.rate_limits import Limit
+
+    for name in ("RATE_LIMIT_LOGIN", "RATE_LIMIT_HOOKS"):
+        try:
+            Limit.parse(str(app.config[name]))
+        except ValueError as exc:
+            raise RuntimeError(f"{name}: {exc}") from exc
 
 
 def prepare_sqlite_file(uri: str) -> None:
@@ -134,18 +144,6 @@ def register_request_hooks(app: Flask) -> None:
         token = request.environ.pop("ledgerline.write_intent_token", None)
         if token is not None:
             reset_write_intent(token)
-
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        # Pages that may be framed (the portal) set their own policy before this runs.
-        response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]:
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
 
 
 def is_api_request() -> bool:

@@ -50,15 +50,33 @@ class Config:
         self.MAIL_RETRY_HOURS = float(env.get("MAIL_RETRY_HOURS") or 24)
         #: seconds a customer portal link stays valid
         self.PORTAL_TOKEN_MAX_AGE = int(env.get("PORTAL_TOKEN_MAX_AGE") or 12 * 3600)
+        #: how many reverse proxies in front of Ledgerline set X-Forwarded-For/-Proto/-Host/-Port
+        #: (0: trust no such header; the request's own scheme and address are used)
+        self.TRUSTED_PROXIES = int(env.get("TRUSTED_PROXIES") or 0)
+        #: rate limits kept in the database: "<count>/<period>" (second, minute, hour, day)
+        self.RATE_LIMITS_ENABLED = env_flag(env.get("RATE_LIMITS_ENABLED"), default=True)
+        #: login attempts per e-mail and, separately, per client address
+        self.RATE_LIMIT_LOGIN = env.get("RATE_LIMIT_LOGIN") or "10/minute"
+        #: requests under /hooks/ per (organization, client address)
+        self.RATE_LIMIT_HOOKS = env.get("RATE_LIMIT_HOOKS") or "120/minute"
 
     def as_mapping(self) -> dict[str, object]:
         return {k: v for k, v in vars(self).items() if k.isupper()}
 
 
+def env_flag(value: str | None, *, default: bool) -> bool:
+    """`1/true/yes/on` → True, `0/false/no/off` → False, unset or empty → `default`."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
 def engine_options(url: str) -> dict[str, object]:
+    # Statement parameters (secrets, e-mails) never reach a log line or an error message.
+    options: dict[str, object] = {"hide_parameters": True}
     if url.startswith("postgresql"):
         # psycopg switches to server-side prepared statements after a few executions; the
         # generic plan PostgreSQL then picks for search queries ignores the trigram indexes and
         # can be a thousand times slower. Plain per-execution planning is the safe default.
-        return {"pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
-    return {"connect_args": {"timeout": 15}}
+        return {**options, "pool_pre_ping": True, "connect_args": {"prepare_threshold": None}}
+    return {**options, "connect_args": {"timeout": 15}}

@@ -42,3 +42,8 @@ class Conflict(DomainError):
         super().__init__(f"{field}: {code}")
         self.field = field
         self.code = code
+
+
+class InvariantBroken(RuntimeError):
+    """A state the code guarantees did not hold: a bug, never bad input (unlike `assert`,
+    the check also runs under `python -O`)."""

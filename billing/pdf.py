@@ -34,6 +34,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 from weasyprint.text.fonts import FontConfiguration
 
+from billing.errors import InvariantBroken
 from billing.money import currency_exponent, format_money, to_minor_units
 
 log = logging.getLogger(__name__)
@@ -395,7 +396,8 @@ def html_to_pdf(html: str) -> bytes:
         string=html, base_url=STATIC_DIR.as_uri() + "/", url_fetcher=_FETCHER
     )
     pdf = document.write_pdf(font_config=font_config, cache=image_cache)
-    assert pdf is not None  # no target given: WeasyPrint returns the bytes
+    if pdf is None:  # no target given: WeasyPrint returns the bytes
+        raise InvariantBroken("expected pdf is not None")
     return pdf
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from billing.errors import InvariantBroken
 from billing.models import DocumentType, Fee, FeeType, Invoice, InvoiceSubscription
 from billing.money import currency_exponent
 from billing.periods import Period
@@ -85,7 +86,8 @@ def _fee_item(fee: Fee) -> dict[str, Any]:
         }
     if fee.add_on_id is not None:
         add_on = fee.add_on
-        assert add_on is not None
+        if add_on is None:
+            raise InvariantBroken("expected add_on is not None")
         return {
             "type": "add_on",
             "code": add_on.code,
@@ -246,7 +248,8 @@ def serialize_past_usage(link: InvoiceSubscription) -> dict[str, Any]:
     charges = []
     for fees in by_charge.values():
         charge = fees[0].charge
-        assert charge is not None
+        if charge is None:
+            raise InvariantBroken("expected charge is not None")
         items = [
             FilterUsage(
                 f.charge_filter, f.units, f.total_aggregated_units, f.events_count, f.amount_cents

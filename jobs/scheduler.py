@@ -127,3 +127,7 @@ from jobs.mail import run_dunning, run_mail_delivery  # noqa: E402
 # E-mails go out within seconds of being queued; reminders are checked every 10 minutes.
 JOBS.append(JobSpec("mail_delivery", run_mail_delivery, "interval", {"seconds": 5}))
 JOBS.append(JobSpec("dunning", run_dunning, "interval", {"seconds": 600}))
+from jobs.rate_limits import run_rate_limit_purge  # noqa: E402
+
+# Ended rate limit windows are deleted every ten minutes (the table holds one row per key).
+JOBS.append(JobSpec("rate_limit_purge", run_rate_limit_purge, "interval", {"seconds": 600}))

@@ -32,7 +32,13 @@ from tests import factories
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
-TEST_CONFIG = {"TESTING": True, "SECRET_KEY": "test-secret-key", "PUBLIC_URL": "http://testserver"}
+# Rate limits are off in tests, except in tests/test_rate_limits.py, which turns them on.
+TEST_CONFIG = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key",
+    "PUBLIC_URL": "http://testserver",
+    "RATE_LIMITS_ENABLED": False,
+}
 
 
 def _migrate(url: str) -> None:

@@ -46,6 +46,7 @@ from billing.models.payments import (
     ProviderEventOutcome,
 )
 from billing.models.plans import BillableMetric, Charge, ChargeFilter, Plan, PlanInterval
+from billing.models.rate_limits import RateLimitCounter
 from billing.models.subscriptions import BillingTime, Subscription, SubscriptionStatus
 from billing.models.taxes import FeeAppliedTax, InvoiceAppliedTax, Tax
 from billing.models.wallets import (
@@ -136,5 +137,6 @@ __all__ = [
     "LoginThrottle",
     "Organization",
     "OutboxEvent",
+    "RateLimitCounter",
     "SavedView",
 ]

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import joinedload, selectinload
 
-from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotAllowed, NotFound, ValidationFailed
 from billing.models import (
     CreditNote,
     CreditNoteItem,
@@ -356,7 +356,8 @@ def _validate(draft: CreditNoteDraft) -> None:
     """Lago's CreditNotes::ValidateItemService and ValidateService, on exact integers."""
     errors = draft.errors
     state = draft.state
-    assert state is not None
+    if state is None:
+        raise InvariantBroken("expected state is not None")
     left = creditable_by_fee(draft.invoice)
     asked: dict[int, int] = defaultdict(int)
     for fee, amount in draft.items:
@@ -409,7 +410,8 @@ def estimate_credit_note(invoice: Invoice, data: dict[str, Any]) -> Estimate:
     if draft.errors:
         raise ValidationFailed(draft.errors)
     state = draft.state
-    assert state is not None
+    if state is None:
+        raise InvariantBroken("expected state is not None")
     creditable_total = min(draft.total_cents, state.creditable_cents)
     return Estimate(
         draft=draft,
@@ -866,7 +868,8 @@ def _credit_unused(
     )
     _compute(draft)
     state = draft.state
-    assert state is not None
+    if state is None:
+        raise InvariantBroken("expected state is not None")
     total = draft.total_cents
     if total > state.creditable_cents:  # earlier credit notes took the invoice's total already
         return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from billing.errors import InvariantBroken
 from billing.reference import DOCUMENT_LOCALES, country_codes, currency_codes, timezones
 
 # Ledgerline's limits (lago-api.md deviations: Lago allows 5 items, keys of 20, values of 100).
@@ -162,7 +163,8 @@ def _parse_external_id(payload: dict[str, Any], result: CustomerInput, required:
         if required:
             result.error("external_id", "value_is_mandatory")
     else:
-        assert isinstance(value, str)
+        if not isinstance(value, str):
+            raise InvariantBroken("expected isinstance(value, str)")
         value = value.strip()
         if len(value) > 255:
             result.error("external_id", "value_is_too_long")
@@ -202,7 +204,8 @@ def _parse_email(payload: dict[str, Any], result: CustomerInput) -> None:
     if value is None:
         result.columns["email"] = None
         return
-    assert isinstance(value, str)
+    if not isinstance(value, str):
+        raise InvariantBroken("expected isinstance(value, str)")
     if len(value) > 1024:
         result.error("email", "value_is_too_long")
         return
@@ -411,7 +414,8 @@ def _parse_metadata(payload: dict[str, Any], result: CustomerInput) -> None:
         elif lago_id is not None and not isinstance(lago_id, str):
             result.error("metadata", "value_is_invalid")
         else:
-            assert isinstance(key, str) and isinstance(value, str)
+            if not (isinstance(key, str) and isinstance(value, str)):
+                raise InvariantBroken("expected isinstance(key, str) and isinstance(value, str)")
             keys.add(key)
             parsed.append(MetadataInput(key, value, bool(display), lago_id))
     result.metadata = parsed
@@ -431,7 +435,8 @@ def _parse_integrations(payload: dict[str, Any], result: CustomerInput) -> None:
         if kind not in INTEGRATION_TYPES or kind in types:
             result.error("integration_customers", "value_is_invalid")
             continue
-        assert isinstance(item, dict) and isinstance(kind, str)
+        if not (isinstance(item, dict) and isinstance(kind, str)):
+            raise InvariantBroken("expected isinstance(item, dict) and isinstance(kind, str)")
         values: dict[str, Any] = {}
         for key in ("integration_code", "external_customer_id", "subsidiary_id"):
             if key in item:

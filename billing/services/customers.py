@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from sqlalchemy import Row, Select, bindparam, exists, func, inspect, select
 from sqlalchemy.orm import selectinload
 
-from billing.errors import NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotFound, ValidationFailed
 from billing.ids import generate_external_id
 from billing.models import (
     AppliedCoupon,
@@ -275,7 +275,8 @@ def _apply(customer: Customer, parsed: CustomerInput) -> None:
 
 def _sync_metadata(customer: Customer, parsed: CustomerInput) -> None:
     """Items with a known id are updated, items without are created, the others deleted."""
-    assert parsed.metadata is not None
+    if parsed.metadata is None:
+        raise InvariantBroken("expected parsed.metadata is not None")
     existing = {str(m.lago_id): m for m in customer.metadata_items}
     kept_ids = {item.lago_id for item in parsed.metadata if item.lago_id in existing}
     for lago_id, row in existing.items():
@@ -302,7 +303,8 @@ def _sync_metadata(customer: Customer, parsed: CustomerInput) -> None:
 
 def _sync_integrations(customer: Customer, parsed: CustomerInput) -> None:
     """Each listed integration is updated (matched by id, else by type) or created."""
-    assert parsed.integrations is not None
+    if parsed.integrations is None:
+        raise InvariantBroken("expected parsed.integrations is not None")
     by_id = {str(i.lago_id): i for i in customer.integration_customers}
     by_type = {i.integration_type: i for i in customer.integration_customers}
     for item in parsed.integrations:
@@ -407,7 +409,8 @@ def customer_conditions(
     if filters.external_id:
         conditions.append(Customer.external_id == filters.external_id)
     elif _searching(filters):
-        assert filters.search_term is not None
+        if filters.search_term is None:
+            raise InvariantBroken("expected filters.search_term is not None")
         conditions.append(
             matching_customers(
                 db.engine.dialect.name,
@@ -489,21 +492,24 @@ def list_customers(
         return Page(_listed(organization, rows), counted, page, per_page)
     # No match, a page past the last match, or many matches.
     if plain_search:
-        assert filters.search_term is not None
+        if filters.search_term is None:
+            raise InvariantBroken("expected filters.search_term is not None")
         total = db.session.scalar(count_matches_sqlite(organization.id, filters.search_term))
         conditions = customer_conditions(organization, filters)
     else:
         total = db.session.scalar(select(func.count()).select_from(Customer).where(*conditions))
     if offset >= (total or 0):
         return Page([], total or 0, page, per_page)
-    assert total is not None
+    if total is None:
+        raise InvariantBroken("expected total is not None")
     # Every sortable column has an index led by the organization (ix_customers_live_*), so the
     # walk below reads the organization's customers in list order and stops once the page is
     # full, instead of sorting every match.
     if db.engine.dialect.name == "sqlite" and _searching_index(filters):
         # As a plain condition SQLite would look every match up by id and sort them all; as a
         # filter it walks ix_customers_live_created, newest first, and stops early.
-        assert filters.search_term is not None
+        if filters.search_term is None:
+            raise InvariantBroken("expected filters.search_term is not None")
         conditions = [
             *customer_conditions(organization, replace(filters, search_term=None)),
             matching_customers("sqlite", organization.id, filters.search_term, filter_only=True),
@@ -718,7 +724,8 @@ def _status_conditions(status: str | None) -> list[Any]:
 def count_customers(organization: Organization, filters: CustomerFilters) -> int:
     """How many customers pass `filters` (saved views show it next to their name)."""
     if _plain_search_on_sqlite(filters):
-        assert filters.search_term is not None
+        if filters.search_term is None:
+            raise InvariantBroken("expected filters.search_term is not None")
         return db.session.scalar(count_matches_sqlite(organization.id, filters.search_term)) or 0
     return (
         db.session.scalar(

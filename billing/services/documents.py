@@ -38,7 +38,7 @@ from sqlalchemy import Select, delete, exists, inspect, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from billing.errors import NotAllowed
+from billing.errors import InvariantBroken, NotAllowed
 from billing.models import CreditNote, CreditStatus, Document, DocumentType, Invoice, InvoiceStatus
 from billing.pdf import InvoiceDocument, render_invoice_pdf
 from billing.services import outbox
@@ -150,7 +150,8 @@ def generate_pdf(kind: str, owner: Any) -> Document:
     if document is None:
         _store(spec, owner, render_invoice_pdf(spec.build(owner)))
         document = stored_document(kind, owner.id)
-        assert document is not None  # stored now, or by a concurrent writer whose row won
+        if document is None:  # stored now, or by a concurrent writer whose row won
+            raise InvariantBroken("expected document is not None")
     return document
 
 

@@ -72,7 +72,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import joinedload, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotAllowed, NotFound, ValidationFailed
 from billing.ids import new_lago_id
 from billing.models import (
     Charge,
@@ -248,7 +248,8 @@ def invoice_termination(subscription: Subscription) -> Invoice | None:
     bill the partial last period (``subscription_terminating``) unless its termination
     invoice is skipped, or a periodic close has already billed that whole period."""
     terminated_at = subscription.terminated_at
-    assert terminated_at is not None
+    if terminated_at is None:
+        raise InvariantBroken("expected terminated_at is not None")
     if subscription.started_at is None:
         return None
     if subscription.next_invoice_at is None:
@@ -426,7 +427,8 @@ def _periods_to_close(
     or downgrade), and the first period left open."""
     if subscription.next_invoice_at is None:
         start_invoicing(subscription)
-    assert subscription.next_invoice_at is not None
+    if subscription.next_invoice_at is None:
+        raise InvariantBroken("expected subscription.next_invoice_at is not None")
     period = _period_ending_at(subscription, subscription.next_invoice_at)
     ends = [
         moment

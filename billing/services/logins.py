@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from werkzeug.security import check_password_hash
 
-from billing.errors import DomainError
+from billing.errors import DomainError, InvariantBroken
 from billing.models import Agent, LoginThrottle
 from billing.timeutil import now_utc
 from extensions import db
@@ -96,7 +96,8 @@ def _record_failure(key: str, free_failures: int) -> None:
         .where(LoginThrottle.key == key)
         .execution_options(populate_existing=True)
     )
-    assert throttle is not None
+    if throttle is None:
+        raise InvariantBroken("expected throttle is not None")
     excess = throttle.failures - free_failures
     if excess >= 0:
         throttle.locked_until = now + min(FIRST_LOCK * (2**excess), LONGEST_LOCK)

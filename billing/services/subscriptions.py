@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from billing.errors import Conflict, NotFound, ValidationFailed
+from billing.errors import Conflict, InvariantBroken, NotFound, ValidationFailed
 from billing.models import (
     BillingTime,
     Customer,
@@ -740,7 +740,8 @@ def apply_downgrades(at: datetime | None = None) -> list[Subscription]:
         .order_by(Subscription.id)
     ):
         current = successor.previous_subscription
-        assert current is not None
+        if current is None:
+            raise InvariantBroken("expected current is not None")
         if current.status != ACTIVE:
             continue
         rotation = downgrade_at(current, successor)
@@ -766,7 +767,8 @@ def terminate_ended_subscriptions(at: datetime | None = None) -> list[Subscripti
         .order_by(Subscription.ending_at, Subscription.id)
     ):
         organization = db.session.get_one(Organization, subscription.organization_id)
-        assert subscription.ending_at is not None
+        if subscription.ending_at is None:
+            raise InvariantBroken("expected subscription.ending_at is not None")
         _cancel_pending_downgrade(organization, subscription, audit.SYSTEM, subscription.ending_at)
         _terminate(organization, subscription, audit.SYSTEM, subscription.ending_at)
         ended.append(subscription)

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
-from billing.errors import NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotFound, ValidationFailed
 from billing.models import (
     Customer,
     Fee,
@@ -201,7 +201,8 @@ def create_wallet(organization: Organization, data: dict[str, Any], actor: audit
         errors["customer"] = ["wallet_already_exists"]
     if errors:
         raise ValidationFailed(errors)
-    assert rate is not None and isinstance(currency, str)
+    if not (rate is not None and isinstance(currency, str)):
+        raise InvariantBroken("expected rate is not None and isinstance(currency, str)")
     if customer.currency is None:  # as Lago: the wallet sets a currency-less customer's
         _set_customer_currency(customer, currency, actor, now)
     wallet = Wallet(

@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user, logout_user
 
 from billing.errors import ValidationFailed
-from billing.services import agent_links
+from billing.services import agent_links, rate_limits
 from billing.services.logins import LoginRefused, LoginThrottled, log_in
 from blueprints.auth import bp
 from blueprints.auth.forms import ForgotPasswordForm, LoginForm, NewPasswordForm
@@ -42,8 +42,14 @@ def login() -> ResponseReturnValue:
     status = 200
     error = None
     if form.validate_on_submit():
+        email = form.email.data or ""
+        retry_after = _login_rate_limited(email, request.remote_addr)
+        if retry_after is not None:
+            form.email.errors = [f"Too many sign-in attempts. Try again in {retry_after} seconds."]
+            page = render_template("auth/login.html", form=form, error=None)
+            return page, 429, {"Retry-After": str(retry_after)}
         try:
-            agent = log_in(form.email.data or "", form.password.data or "", request.remote_addr)
+            agent = log_in(email, form.password.data or "", request.remote_addr)
         except LoginThrottled as exc:
             db.session.commit()
             error = f"Too many failed attempts. Try again in {exc.retry_after} seconds."
@@ -59,6 +65,20 @@ def login() -> ResponseReturnValue:
     elif request.method == "POST":
         status = 422
     return render_template("auth/login.html", form=form, error=error), status
+
+
+def _login_rate_limited(email: str, address: str | None) -> int | None:
+    """Count this attempt per e-mail and per client address (RATE_LIMIT_LOGIN each); the
+    seconds to wait when either is spent, else None. Committed at once: a refusal counts."""
+    if not current_app.config["RATE_LIMITS_ENABLED"]:
+        return None
+    limit = rate_limits.Limit.parse(current_app.config["RATE_LIMIT_LOGIN"])
+    keys = [rate_limits.scoped_key("login", "email", email)]
+    if address:
+        keys.append(rate_limits.scoped_key("login", "ip", address))
+    verdict = rate_limits.hit_all(keys, limit)
+    db.session.commit()
+    return None if verdict.allowed else verdict.reset_after
 
 
 @bp.post("/logout")

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import StringField, TextAreaField
 from wtforms.validators import Length
 
-from billing.errors import NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotFound, ValidationFailed
 from billing.models import AddOn, Customer
 from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
 from billing.services import add_ons as add_on_service
@@ -375,7 +375,8 @@ def _place_one_off_errors(
         return [NOT_FOUND_MESSAGES.get(exc.resource, "Add a line.")]
     unplaced = []
     for key, codes in exc.details.items():
-        assert isinstance(codes, list)
+        if not isinstance(codes, list):
+            raise InvariantBroken("expected isinstance(codes, list)")
         match = _LINE_ERROR.match(key)
         if match is None:
             messages = [ONE_OFF_MESSAGES.get(code, catalog_message(key, code)) for code in codes]

@@ -25,7 +25,7 @@ from billing.aggregation import (
     RECURRING_AGGREGATION_TYPES,
     ROUNDING_FUNCTIONS,
 )
-from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotAllowed, NotFound, ValidationFailed
 from billing.models import BillableMetric, Charge, Plan, PlanInterval, Subscription
 from billing.money import currency_exponent, from_minor_units, parse_decimal, to_minor_units
 from billing.pricing import CHARGE_MODELS
@@ -75,8 +75,10 @@ CHARGE_MODEL_LABELS = {
     "package": "Package",
     "percentage": "Percentage",
 }
-assert set(CHARGE_MODEL_LABELS) == set(CHARGE_MODELS)
-assert set(AGGREGATION_LABELS) == set(AGGREGATION_TYPES)
+if not (set(CHARGE_MODEL_LABELS) == set(CHARGE_MODELS)):
+    raise InvariantBroken("expected set(CHARGE_MODEL_LABELS) == set(CHARGE_MODELS)")
+if not (set(AGGREGATION_LABELS) == set(AGGREGATION_TYPES)):
+    raise InvariantBroken("expected set(AGGREGATION_LABELS) == set(AGGREGATION_TYPES)")
 
 #: each charge model's fields besides the tiers: (property, label, kind) — kind "amount" is a
 #: decimal string, "int" a whole number; blanks are left out (the service fills its defaults)

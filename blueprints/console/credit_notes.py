@@ -24,7 +24,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import Length, Optional
 
-from billing.errors import NotAllowed, NotFound, ValidationFailed
+from billing.errors import InvariantBroken, NotAllowed, NotFound, ValidationFailed
 from billing.models import CreditNote, Customer, Fee, Invoice, InvoiceStatus, PaymentStatus
 from billing.money import currency_exponent, parse_decimal, to_minor_units
 from billing.pdf import render_invoice_pdf
@@ -231,7 +231,8 @@ class CreditNoteEntry:
     @property
     def credit_cents(self) -> int:
         """What is left of the total for later invoices once refunded and offset."""
-        assert self.draft is not None
+        if self.draft is None:
+            raise InvariantBroken("expected self.draft is not None")
         return self.draft.total_cents - self.refund_cents - self.offset_cents
 
 
@@ -282,7 +283,8 @@ def _entry(invoice: Invoice, form: CreditNoteForm) -> CreditNoteEntry:
 
 
 def _data(form: CreditNoteForm, entry: CreditNoteEntry) -> dict[str, Any]:
-    assert entry.draft is not None
+    if entry.draft is None:
+        raise InvariantBroken("expected entry.draft is not None")
     return {
         "reason": form.reason.data,
         "description": form.description.data or None,

@@ -62,6 +62,7 @@ def download(token: str) -> ResponseReturnValue:
         return _refused(404, "document_not_found", "This document does not exist.")
     content, filename, etag = linked
     response = pdf_response(content, filename)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the link's token is in its path
     if etag is not None:
         response.set_etag(etag)
     return response

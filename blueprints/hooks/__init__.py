@@ -63,3 +63,4 @@ def _json(answer: inbound.Answer) -> Response:
 
 
 from blueprints.hooks import stripe  # noqa: E402,F401  (registers /hooks/stripe)
+from blueprints.hooks import limits  # noqa: E402,F401  (rate limit of every /hooks/ route)
