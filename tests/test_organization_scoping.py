@@ -37,9 +37,11 @@ from billing.models import (
     CreditNote,
     Customer,
     CustomerImport,
+    Email,
     Event,
     Invoice,
     Organization,
+    Payment,
     Plan,
     SavedView,
     Subscription,
@@ -63,6 +65,10 @@ NOT_ORGANIZATION_SCOPED = {
     "health": "liveness probe, no data",
     "auth.login": "the sign-in form: no organization yet",
     "auth.logout": "ends the caller's own session",
+    "auth.forgot_password": "asks for a reset link by e-mail address: no organization yet, and "
+    "the same answer whether or not the address is an agent's (tested in test_agent_links.py)",
+    "auth.reset_password": "the signed, expiring link is the credential; it names one agent",
+    "auth.accept_invitation": "the signed, expiring link is the credential; it names one agent",
     "documents.download": "the signed link is the credential (tested in test_documents.py); "
     "it names no organization the caller could swap",
     "hooks": "every /hooks/ route: the organization is the one whose secret signed the request "
@@ -113,6 +119,8 @@ ID_KINDS: dict[tuple[str, str], str] = {
     ("agents", "lago_id"): "agent.lago_id",
     ("api-keys", "lago_id"): "api_key.lago_id",
     ("views", "view_id"): "saved_view.id",
+    ("payments", "lago_id"): "payment.lago_id",
+    ("emails", "lago_id"): "email.lago_id",
 }
 #: variables that name no record: a fixed value
 PLAIN_VALUES = {"key": "some_key", "_rest": "no/such/page", "filename": "css/ledgerline.css"}
@@ -204,6 +212,8 @@ def _collect(organization: Organization) -> Org:
         ("import", CustomerImport),
         ("agent", Agent),
         ("api_key", ApiKey),
+        ("payment", Payment),
+        ("email", Email),
     ):
         record = _first(model, organization)
         if record:

@@ -120,6 +120,30 @@ def test_login_is_not_limited_when_rate_limits_are_off(
     assert db.session.scalar(select(func.count()).select_from(RateLimitCounter)) == 0
 
 
+def test_reset_link_requests_are_limited_per_email_apart_from_sign_ins(
+    client: Any, org: Any, limits: Any
+) -> None:
+    agent = factories.make_agent(org, "support", email="noor@limits.test")
+
+    def ask(address: str) -> Any:
+        page = client.get("/forgot-password")
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
+        return client.post(
+            "/forgot-password",
+            data={"csrf_token": token, "email": agent.email},
+            environ_base={"REMOTE_ADDR": address},
+        )
+
+    for address in ("10.0.1.1", "10.0.1.2", "10.0.1.3"):
+        assert ask(address).status_code == 200
+    refused = ask("10.0.1.4")
+
+    assert refused.status_code == 429
+    assert "Too many requests. Try again in 55 seconds." in refused.text
+    # a separate budget: the agent can still sign in
+    assert log_in(client, agent.email, AGENT_PASSWORD, "10.0.1.4").status_code == 302
+
+
 # --- inbound hooks ------------------------------------------------------------------------------
 
 

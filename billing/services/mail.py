@@ -41,7 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import selectinload
 
-from billing.errors import NotAllowed, ValidationFailed
+from billing.errors import InvariantBroken, NotAllowed, ValidationFailed
 from billing.ids import new_lago_id
 from billing.models import (
     Agent,
@@ -581,7 +581,8 @@ def render(email: Email) -> Rendered:
     from billing.services import documents  # noqa: PLC0415
 
     customer = email.customer
-    assert customer is not None
+    if customer is None:
+        raise InvariantBroken("a customer e-mail without its customer")
     organization = customer.organization
     locale = document_locale(email.locale)
     common = {
@@ -591,7 +592,8 @@ def render(email: Email) -> Rendered:
     }
     invoice = email.invoice
     if email.kind in (EmailKind.INVOICE, EmailKind.INVOICE_RESENT):
-        assert invoice is not None
+        if invoice is None:
+            raise InvariantBroken("an invoice e-mail without its invoice")
         if invoice.status != InvoiceStatus.FINALIZED:
             return Rendered("", "", canceled=True)
         subject, text = _render(
@@ -600,9 +602,8 @@ def render(email: Email) -> Rendered:
         document = documents.generate_invoice_pdf(invoice)
         return Rendered(subject, text, [(document.filename, document.content)])
     if email.kind == EmailKind.REMINDER:
-        if not _unpaid(invoice):
+        if invoice is None or not _unpaid(invoice):
             return Rendered("", "", canceled=True)
-        assert invoice is not None
         subject, text = _render(
             "payment_reminder.txt",
             locale,

@@ -67,15 +67,15 @@ def login() -> ResponseReturnValue:
     return render_template("auth/login.html", form=form, error=error), status
 
 
-def _login_rate_limited(email: str, address: str | None) -> int | None:
+def _login_rate_limited(email: str, address: str | None, scope: str = "login") -> int | None:
     """Count this attempt per e-mail and per client address (RATE_LIMIT_LOGIN each); the
     seconds to wait when either is spent, else None. Committed at once: a refusal counts."""
     if not current_app.config["RATE_LIMITS_ENABLED"]:
         return None
     limit = rate_limits.Limit.parse(current_app.config["RATE_LIMIT_LOGIN"])
-    keys = [rate_limits.scoped_key("login", "email", email)]
+    keys = [rate_limits.scoped_key(scope, "email", email)]
     if address:
-        keys.append(rate_limits.scoped_key("login", "ip", address))
+        keys.append(rate_limits.scoped_key(scope, "ip", address))
     verdict = rate_limits.hit_all(keys, limit)
     db.session.commit()
     return None if verdict.allowed else verdict.reset_after
@@ -102,6 +102,11 @@ def forgot_password() -> ResponseReturnValue:
     """Ask for a reset link; the answer never says whether the address is an agent's."""
     form = ForgotPasswordForm()
     if form.validate_on_submit():
+        retry_after = _login_rate_limited(form.email.data or "", request.remote_addr, "reset")
+        if retry_after is not None:
+            form.email.errors = [f"Too many requests. Try again in {retry_after} seconds."]
+            page = render_template("auth/forgot_password.html", form=form, sent=None)
+            return page, 429, {"Retry-After": str(retry_after)}
         agent_links.request_password_reset(form.email.data or "")
         db.session.commit()
         return render_template("auth/forgot_password.html", form=form, sent=RESET_SENT)

@@ -62,5 +62,5 @@ def _json(answer: inbound.Answer) -> Response:
     return response
 
 
-from blueprints.hooks import stripe  # noqa: E402,F401  (registers /hooks/stripe)
-from blueprints.hooks import limits  # noqa: E402,F401  (rate limit of every /hooks/ route)
+# Registered on import: the rate limit of every /hooks/ route, and /hooks/stripe.
+from blueprints.hooks import limits, stripe  # noqa: E402,F401
