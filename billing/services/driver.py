@@ -38,16 +38,51 @@ class _Compiled:
         ]
         return bound if self.positional else dict(zip(self.names, bound, strict=True))
 
+    def many_parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The parameters of several rows. A value that is the very object the previous row
+        had in that column (a batch's creation time, its default timestamp) is processed once:
+        the processors are pure functions of the value."""
+        columns = list(zip(self.names, self.bind_processors, strict=True))
+        previous: list[Any] = [_NOTHING] * len(columns)
+        processed: list[Any] = [None] * len(columns)
+        result = []
+        for values in rows:
+            bound = []
+            for index, (name, process) in enumerate(columns):
+                value = values[name]
+                if process is not None:
+                    if value is previous[index]:
+                        value = processed[index]
+                    else:
+                        previous[index] = value
+                        value = processed[index] = process(value)
+                bound.append(value)
+            result.append(bound if self.positional else dict(zip(self.names, bound, strict=True)))
+        return result
+
+
+_NOTHING = object()
+
 
 _compiled: dict[tuple[str, Hashable], _Compiled] = {}
 
 
+def connection() -> Any:
+    """The session's connection (its transaction begins if none has). Each call costs tens of
+    microseconds of session bookkeeping: a request's hot path takes it once and passes it on."""
+    return db.session.connection()
+
+
 def _compile(
-    key: Hashable, build: Callable[[str], ClauseElement], column_keys: list[str] | None
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    column_keys: list[str] | None,
+    connection: Any | None,
 ) -> tuple[Any, _Compiled]:
-    """The session's connection and the statement `build(dialect name)`, compiled once per
-    dialect under `key` (an INSERT for the columns `column_keys`)."""
-    connection = db.session.connection()
+    """The connection (the session's when None) and the statement `build(dialect name)`,
+    compiled once per dialect under `key` (an INSERT for the columns `column_keys`)."""
+    if connection is None:
+        connection = db.session.connection()
     dialect = connection.dialect
     compiled = _compiled.get((dialect.name, key))
     if compiled is None:
@@ -74,11 +109,15 @@ def _compile(
 
 
 def fetch(
-    key: Hashable, build: Callable[[str], ClauseElement], parameters: Mapping[str, Any]
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    parameters: Mapping[str, Any],
+    connection: Any | None = None,
 ) -> list[Any]:
     """The rows of the SELECT `build(dialect name)` (compiled once under `key`) with
-    `parameters`, single values only (no expanding IN)."""
-    connection, compiled = _compile(key, build, None)
+    `parameters`, single values only (no expanding IN), on `connection` (default: the
+    session's)."""
+    connection, compiled = _compile(key, build, None, connection)
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.execute(compiled.sql, compiled.parameters(parameters))
@@ -97,17 +136,21 @@ def fetch(
 
 
 def execute(
-    key: Hashable, build: Callable[[str], ClauseElement], rows: Sequence[Mapping[str, Any]]
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    rows: Sequence[Mapping[str, Any]],
+    connection: Any | None = None,
 ) -> int:
     """Run the statement `build(dialect name)` (no RETURNING; compiled once under `key` for the
-    columns of `rows`) once per row; the number of rows it changed."""
-    connection, compiled = _compile(key, build, list(rows[0]))
+    columns of `rows`) once per row on `connection` (default: the session's); the number of rows
+    it changed."""
+    connection, compiled = _compile(key, build, list(rows[0]), connection)
     cursor = connection.connection.driver_connection.cursor()
     try:
         if len(rows) == 1:
             cursor.execute(compiled.sql, compiled.parameters(rows[0]))
         else:
-            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+            cursor.executemany(compiled.sql, compiled.many_parameters(rows))
         return int(cursor.rowcount)
     finally:
         cursor.close()
