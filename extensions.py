@@ -90,4 +90,8 @@ def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
 @event.listens_for(Engine, "begin")
 def _on_begin(connection) -> None:  # noqa: ANN001
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
+        # On the DBAPI connection itself: SQLAlchemy's execution path (events, result object)
+        # costs more than BEGIN does, and every transaction pays it.
+        connection.connection.driver_connection.execute(
+            "BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN"
+        )

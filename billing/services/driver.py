@@ -124,15 +124,20 @@ def fetch(
         fetched = cursor.fetchall()
     finally:
         cursor.close()
-    return [
-        compiled.row(
-            *(
-                value if process is None else process(value)
-                for value, process in zip(row, compiled.result_processors, strict=True)
-            )
-        )
-        for row in fetched
+    processed = [
+        (index, process)
+        for index, process in enumerate(compiled.result_processors)
+        if process is not None
     ]
+    if not processed:
+        return [compiled.row._make(row) for row in fetched]
+    rows = []
+    for row in fetched:
+        values = list(row)
+        for index, process in processed:
+            values[index] = process(values[index])
+        rows.append(compiled.row._make(values))
+    return rows
 
 
 def execute(
