@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ClauseElement
+from sqlalchemy import ClauseElement, Engine
 
 from extensions import db
 
@@ -39,29 +39,22 @@ class _Compiled:
         return bound if self.positional else dict(zip(self.names, bound, strict=True))
 
     def many_parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """The parameters of several rows. A value that is the very object the previous row
-        had in that column (a batch's creation time, its default timestamp) is processed once:
-        the processors are pure functions of the value."""
-        columns = list(zip(self.names, self.bind_processors, strict=True))
-        previous: list[Any] = [_NOTHING] * len(columns)
-        processed: list[Any] = [None] * len(columns)
-        result = []
-        for values in rows:
-            bound = []
-            for index, (name, process) in enumerate(columns):
-                value = values[name]
-                if process is not None:
-                    if value is previous[index]:
-                        value = processed[index]
-                    else:
-                        previous[index] = value
-                        value = processed[index] = process(value)
-                bound.append(value)
-            result.append(bound if self.positional else dict(zip(self.names, bound, strict=True)))
-        return result
-
-
-_NOTHING = object()
+        """The parameters of several rows, column by column. A column holding the very same
+        object in every row (a batch's organization, creation time, default timestamp) is
+        processed once: the processors are pure functions of the value."""
+        columns = []
+        for name, process in zip(self.names, self.bind_processors, strict=True):
+            values = [row[name] for row in rows]
+            if process is not None:
+                first = values[0]
+                if all(value is first for value in values):
+                    values = [process(first)] * len(values)
+                else:
+                    values = list(map(process, values))
+            columns.append(values)
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        return [dict(zip(self.names, bound, strict=True)) for bound in zip(*columns, strict=True)]
 
 
 _compiled: dict[tuple[str, Hashable], _Compiled] = {}
@@ -83,7 +76,15 @@ def _compile(
     compiled once per dialect under `key` (an INSERT for the columns `column_keys`)."""
     if connection is None:
         connection = db.session.connection()
-    dialect = connection.dialect
+    return connection, _compiled_for(connection.dialect, key, build, column_keys)
+
+
+def _compiled_for(
+    dialect: Any,
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    column_keys: list[str] | None,
+) -> _Compiled:
     compiled = _compiled.get((dialect.name, key))
     if compiled is None:
         statement: Any = build(dialect.name).compile(dialect=dialect, column_keys=column_keys)
@@ -105,7 +106,7 @@ def _compile(
                 for column in columns
             ),
         )
-    return connection, compiled
+    return compiled
 
 
 def fetch(
@@ -118,12 +119,41 @@ def fetch(
     `parameters`, single values only (no expanding IN), on `connection` (default: the
     session's)."""
     connection, compiled = _compile(key, build, None, connection)
-    cursor = connection.connection.driver_connection.cursor()
+    return _rows(compiled, _fetchall(connection.connection.driver_connection, compiled, parameters))
+
+
+def fetch_before_transaction(
+    key: Hashable, build: Callable[[str], ClauseElement], parameters: Mapping[str, Any]
+) -> list[Any]:
+    """`fetch`, except that on SQLite, when the session has no transaction yet, the SELECT runs
+    on a pooled connection of its own in autocommit: a read that takes no lock. A request's
+    transaction, and with it SQLite's single write lock (BEGIN IMMEDIATE), then begins at its
+    first statement, not at authentication: what a request does in between (parsing and
+    checking a batch of events) no longer holds the other workers' writes back."""
+    session = db.session()
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not isinstance(bind, Engine) or session.in_transaction():
+        return fetch(key, build, parameters)  # (tests bind the session to a Connection)
+    compiled = _compiled_for(bind.dialect, key, build, None)
+    raw = bind.raw_connection()
+    try:
+        fetched = _fetchall(raw.driver_connection, compiled, parameters)
+    finally:
+        raw.close()
+    return _rows(compiled, fetched)
+
+
+def _fetchall(driver_connection: Any, compiled: _Compiled, parameters: Mapping[str, Any]) -> Any:
+    cursor = driver_connection.cursor()
     try:
         cursor.execute(compiled.sql, compiled.parameters(parameters))
-        fetched = cursor.fetchall()
+        return cursor.fetchall()
     finally:
         cursor.close()
+
+
+def _rows(compiled: _Compiled, fetched: Sequence[Any]) -> list[Any]:
+    """The fetched rows as namedtuples, through the columns' result processors."""
     processed = [
         (index, process)
         for index, process in enumerate(compiled.result_processors)
