@@ -110,6 +110,20 @@ def test_post_event_stores_matches_and_answers_lagos_shape(api_client, setup):
     )
 
 
+def test_answers_echo_any_json_properties_as_sent(api_client, setup):
+    """The answer's properties are those sent, whatever JSON they hold: integers beyond 64
+    bits and non-ASCII text included (the fast encoder refuses the former)."""
+    properties = {"value": 1, "big": 2**70, "label": "Zürich – 東京", "nested": [1.5, None]}
+
+    single = post(api_client, event("sub-1", "storage", "tx-p1", properties=properties))
+    batched = batch(api_client, [event("sub-1", "storage", f"tx-p{i}", properties=properties)
+                                 for i in (2, 3)])  # fmt: skip
+
+    assert single.status_code == batched.status_code == 200
+    assert single.json["event"]["properties"] == properties
+    assert [item["properties"] for item in batched.json["events"]] == [properties] * 2
+
+
 def test_absent_or_null_timestamp_means_now_and_is_local_day_bucketed(api_client, setup):
     set_clock(lambda: datetime(2024, 3, 15, 23, 30, tzinfo=UTC))  # 00:30 on the 16th in Paris
     assert post(api_client, event("sub-1", "calls", "a")).status_code == 200
