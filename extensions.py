@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -11,7 +13,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, Pool, event
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -78,7 +80,14 @@ def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
         # 64 MB of page cache per connection (the default is 2 MB): search and list pages
         # read the index and the customers table's hot pages from memory.
         cursor.execute("PRAGMA cache_size = -65536")
+        files = [row[2] for row in cursor.execute("PRAGMA database_list") if row[1] == "main"]
         cursor.close()
+        if files and files[0]:
+            # the writers' queue of this database file (see _take_writer_turn)
+            connection_record.info[_WRITER_QUEUE] = (
+                os.getpid(),
+                os.open(files[0] + "-writers", os.O_RDWR | os.O_CREAT, 0o600),
+            )
         # exact arithmetic on text decimals, for usage bucket upserts done in SQL
         dbapi_connection.create_function("ll_decimal_add", 2, _decimal_add, deterministic=True)
         dbapi_connection.create_function("ll_decimal_max", 2, _decimal_max, deterministic=True)
@@ -87,7 +96,84 @@ def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
         dbapi_connection.isolation_level = None
 
 
+# SQLite's own wait for the write lock is a busy handler that sleeps 1, 2, 5, 10… ms between
+# tries: a worker that finds the lock taken sleeps far longer than a short write holds it, while
+# the cores idle. Writers therefore first queue on an exclusive flock() of `<database>-writers`
+# (one open file per connection, so threads queue too): the kernel wakes the next writer the
+# moment the previous one committed. Processes that do not queue (the sqlite3 shell) are still
+# waited for by the busy handler. The turn is given back right after COMMIT or ROLLBACK.
+_WRITER_QUEUE = "ledgerline_writer_queue"
+_WRITER_TURN = "ledgerline_writer_turn"
+
+
+def _take_writer_turn(info: dict) -> None:
+    queue = info.get(_WRITER_QUEUE)
+    if queue is None or queue[0] != os.getpid() or info.get(_WRITER_TURN):
+        return  # no file (in memory), or a descriptor inherited across fork(): no queue
+    fcntl.flock(queue[1], fcntl.LOCK_EX)
+    info[_WRITER_TURN] = True
+
+
+def _give_writer_turn_back(info: dict) -> None:
+    if info.pop(_WRITER_TURN, False):
+        fcntl.flock(info[_WRITER_QUEUE][1], fcntl.LOCK_UN)
+
+
 @event.listens_for(Engine, "begin")
 def _on_begin(connection) -> None:  # noqa: ANN001
     if connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if _sqlite_write_intent.get() else "BEGIN")
+        # On the DBAPI connection itself: SQLAlchemy's execution path (events, result object)
+        # costs more than BEGIN does, and every transaction pays it.
+        driver_connection = connection.connection.driver_connection
+        if not _sqlite_write_intent.get():
+            driver_connection.execute("BEGIN")
+            return
+        info = connection.connection.info
+        _take_writer_turn(info)
+        try:
+            driver_connection.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            _give_writer_turn_back(info)
+            raise
+
+
+@event.listens_for(Engine, "commit")
+def _on_commit(connection) -> None:  # noqa: ANN001
+    """Commit on the DBAPI connection first (SQLAlchemy's own commit then finds nothing to do),
+    so that the next writer's turn starts once the data is committed, not before."""
+    info = connection.connection.info
+    if connection.dialect.name != "sqlite" or not info.get(_WRITER_TURN):
+        return
+    try:
+        connection.connection.driver_connection.commit()
+    except Exception:  # noqa: BLE001  (SQLAlchemy's commit, next, raises it as it should)
+        return
+    _give_writer_turn_back(info)
+
+
+@event.listens_for(Engine, "rollback")
+def _on_rollback(connection) -> None:  # noqa: ANN001
+    info = connection.connection.info
+    if connection.dialect.name != "sqlite" or not info.get(_WRITER_TURN):
+        return
+    try:
+        connection.connection.driver_connection.rollback()
+    finally:
+        _give_writer_turn_back(info)
+
+
+@event.listens_for(Pool, "checkin")
+def _on_checkin(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+    """A connection back in the pool holds no turn (a transaction ended without an event)."""
+    if connection_record is not None:
+        _give_writer_turn_back(connection_record.info)
+
+
+@event.listens_for(Pool, "close")
+def _on_close(dbapi_connection, connection_record) -> None:  # noqa: ANN001
+    if connection_record is None:
+        return
+    queue = connection_record.info.pop(_WRITER_QUEUE, None)
+    connection_record.info.pop(_WRITER_TURN, None)
+    if queue is not None and queue[0] == os.getpid():
+        os.close(queue[1])  # closing the file gives the turn back too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,42 @@ def serialize_event(event: StoredEvent) -> dict[str, Any]:
         "external_subscription_id": event.external_subscription_id,
         "created_at": iso_utc(event.created_at),
     }
+
+
+def serialize_events(events: Iterable[StoredEvent]) -> list[dict[str, Any]]:
+    """`serialize_event` of each event. A batch's events share their creation time and, when sent
+    without one, their timestamp: each such datetime object is formatted once."""
+    formatted: dict[int, tuple[datetime, str]] = {}
+
+    def text(value: datetime, format_: Callable[[datetime], str | None]) -> str:
+        # keyed by identity (and the object kept alive with its text, so the id stays its own)
+        cached = formatted.get(id(value))
+        if cached is None or cached[0] is not value:
+            cached = formatted[id(value)] = (value, format_(value) or "")
+        return cached[1]
+
+    answer = []
+    for event in events:
+        amount = event.precise_total_amount_cents
+        answer.append(
+            {
+                "lago_id": str(event.lago_id),
+                "transaction_id": event.transaction_id,
+                "lago_customer_id": (
+                    str(event.customer_lago_id) if event.customer_lago_id else None
+                ),
+                "code": event.code,
+                "timestamp": text(event.timestamp, iso_utc_millis),
+                "precise_total_amount_cents": None if amount is None else format(amount, "f"),
+                "properties": event.properties,
+                "lago_subscription_id": (
+                    str(event.subscription_lago_id) if event.subscription_lago_id else None
+                ),
+                "external_subscription_id": event.external_subscription_id,
+                "created_at": text(event.created_at, iso_utc),
+            }
+        )
+    return answer
 
 
 def _serialize_filter(usage: FilterUsage) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from billing.models import Event, OutboxEvent, UsageBucket
 from billing.timeutil import set_clock
@@ -106,6 +108,20 @@ def test_post_event_stores_matches_and_answers_lagos_shape(api_client, setup):
         1,
         Decimal("2.5"),
     )
+
+
+def test_answers_echo_any_json_properties_as_sent(api_client, setup):
+    """The answer's properties are those sent, whatever JSON they hold: integers beyond 64
+    bits and non-ASCII text included (the fast encoder refuses the former)."""
+    properties = {"value": 1, "big": 2**70, "label": "Zürich – 東京", "nested": [1.5, None]}
+
+    single = post(api_client, event("sub-1", "storage", "tx-p1", properties=properties))
+    batched = batch(api_client, [event("sub-1", "storage", f"tx-p{i}", properties=properties)
+                                 for i in (2, 3)])  # fmt: skip
+
+    assert single.status_code == batched.status_code == 200
+    assert single.json["event"]["properties"] == properties
+    assert [item["properties"] for item in batched.json["events"]] == [properties] * 2
 
 
 def test_absent_or_null_timestamp_means_now_and_is_local_day_bucketed(api_client, setup):
@@ -560,6 +576,37 @@ def test_concurrent_batches_on_one_bucket_add_up(live_server):
     assert [r.status_code for r in responses] == [200] * 6
     with live_server.app.app_context():
         assert live_bucket(subscription_id) == (120, Decimal(120))
+
+
+@pytest.mark.live
+def test_an_invalid_batch_is_answered_while_another_process_writes(live_server):
+    """Authentication and the batch's validation take no write lock on SQLite: a batch refused
+    for its content is answered at once while another process holds the lock."""
+    database = make_url(live_server.app.config["SQLALCHEMY_DATABASE_URI"])
+    if database.get_backend_name() != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    raw_key, organization_id, _subscription_id = live_metered(live_server, "locked", "lsub")
+    valid = event("lsub", "locked", "l-1", timestamp=1710500000, properties={"value": 1})
+    # the first use records the key's last use (a write), before the lock is taken
+    assert post_concurrently(live_server, raw_key, "/events", [{"event": valid}])[0].is_success
+    writer = sqlite3.connect(database.database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        invalid = [{**valid, "transaction_id": "l-2"}, {**valid, "code": None}]
+        response = post_concurrently(live_server, raw_key, "/events/batch", [{"events": invalid}])[
+            0
+        ]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+    assert response.status_code == 422
+    assert response.json()["error_details"] == {"1": {"code": ["value_is_mandatory"]}}
+    with live_server.app.app_context():
+        stored = db.session.scalar(
+            select(func.count()).where(Event.organization_id == organization_id)
+        )
+        assert stored == 1
 
 
 def post_concurrently(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ClauseElement
+from sqlalchemy import ClauseElement, Engine
 
 from extensions import db
 
@@ -38,17 +38,53 @@ class _Compiled:
         ]
         return bound if self.positional else dict(zip(self.names, bound, strict=True))
 
+    def many_parameters(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The parameters of several rows, column by column. A column holding the very same
+        object in every row (a batch's organization, creation time, default timestamp) is
+        processed once: the processors are pure functions of the value."""
+        columns = []
+        for name, process in zip(self.names, self.bind_processors, strict=True):
+            values = [row[name] for row in rows]
+            if process is not None:
+                first = values[0]
+                if all(value is first for value in values):
+                    values = [process(first)] * len(values)
+                else:
+                    values = list(map(process, values))
+            columns.append(values)
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        return [dict(zip(self.names, bound, strict=True)) for bound in zip(*columns, strict=True)]
+
 
 _compiled: dict[tuple[str, Hashable], _Compiled] = {}
 
 
+def connection() -> Any:
+    """The session's connection (its transaction begins if none has). Each call costs tens of
+    microseconds of session bookkeeping: a request's hot path takes it once and passes it on."""
+    return db.session.connection()
+
+
 def _compile(
-    key: Hashable, build: Callable[[str], ClauseElement], column_keys: list[str] | None
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    column_keys: list[str] | None,
+    connection: Any | None,
 ) -> tuple[Any, _Compiled]:
-    """The session's connection and the statement `build(dialect name)`, compiled once per
-    dialect under `key` (an INSERT for the columns `column_keys`)."""
-    connection = db.session.connection()
-    dialect = connection.dialect
+    """The connection (the session's when None) and the statement `build(dialect name)`,
+    compiled once per dialect under `key` (an INSERT for the columns `column_keys`)."""
+    if connection is None:
+        connection = db.session.connection()
+    return connection, _compiled_for(connection.dialect, key, build, column_keys)
+
+
+def _compiled_for(
+    dialect: Any,
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    column_keys: list[str] | None,
+) -> _Compiled:
     compiled = _compiled.get((dialect.name, key))
     if compiled is None:
         statement: Any = build(dialect.name).compile(dialect=dialect, column_keys=column_keys)
@@ -70,44 +106,86 @@ def _compile(
                 for column in columns
             ),
         )
-    return connection, compiled
+    return compiled
 
 
 def fetch(
-    key: Hashable, build: Callable[[str], ClauseElement], parameters: Mapping[str, Any]
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    parameters: Mapping[str, Any],
+    connection: Any | None = None,
 ) -> list[Any]:
     """The rows of the SELECT `build(dialect name)` (compiled once under `key`) with
-    `parameters`, single values only (no expanding IN)."""
-    connection, compiled = _compile(key, build, None)
-    cursor = connection.connection.driver_connection.cursor()
+    `parameters`, single values only (no expanding IN), on `connection` (default: the
+    session's)."""
+    connection, compiled = _compile(key, build, None, connection)
+    return _rows(compiled, _fetchall(connection.connection.driver_connection, compiled, parameters))
+
+
+def fetch_before_transaction(
+    key: Hashable, build: Callable[[str], ClauseElement], parameters: Mapping[str, Any]
+) -> list[Any]:
+    """`fetch`, except that on SQLite, when the session has no transaction yet, the SELECT runs
+    on a pooled connection of its own in autocommit: a read that takes no lock. A request's
+    transaction, and with it SQLite's single write lock (BEGIN IMMEDIATE), then begins at its
+    first statement, not at authentication: what a request does in between (parsing and
+    checking a batch of events) no longer holds the other workers' writes back."""
+    session = db.session()
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite" or not isinstance(bind, Engine) or session.in_transaction():
+        return fetch(key, build, parameters)  # (tests bind the session to a Connection)
+    compiled = _compiled_for(bind.dialect, key, build, None)
+    raw = bind.raw_connection()
+    try:
+        fetched = _fetchall(raw.driver_connection, compiled, parameters)
+    finally:
+        raw.close()
+    return _rows(compiled, fetched)
+
+
+def _fetchall(driver_connection: Any, compiled: _Compiled, parameters: Mapping[str, Any]) -> Any:
+    cursor = driver_connection.cursor()
     try:
         cursor.execute(compiled.sql, compiled.parameters(parameters))
-        fetched = cursor.fetchall()
+        return cursor.fetchall()
     finally:
         cursor.close()
-    return [
-        compiled.row(
-            *(
-                value if process is None else process(value)
-                for value, process in zip(row, compiled.result_processors, strict=True)
-            )
-        )
-        for row in fetched
+
+
+def _rows(compiled: _Compiled, fetched: Sequence[Any]) -> list[Any]:
+    """The fetched rows as namedtuples, through the columns' result processors."""
+    processed = [
+        (index, process)
+        for index, process in enumerate(compiled.result_processors)
+        if process is not None
     ]
+    if not processed:
+        return [compiled.row._make(row) for row in fetched]
+    rows = []
+    for row in fetched:
+        values = list(row)
+        for index, process in processed:
+            values[index] = process(values[index])
+        rows.append(compiled.row._make(values))
+    return rows
 
 
 def execute(
-    key: Hashable, build: Callable[[str], ClauseElement], rows: Sequence[Mapping[str, Any]]
+    key: Hashable,
+    build: Callable[[str], ClauseElement],
+    rows: Sequence[Mapping[str, Any]],
+    connection: Any | None = None,
 ) -> int:
     """Run the statement `build(dialect name)` (no RETURNING; compiled once under `key` for the
-    columns of `rows`) once per row; the number of rows it changed."""
-    connection, compiled = _compile(key, build, list(rows[0]))
+    columns of `rows`) once per row on `connection` (default: the session's); the number of rows
+    it changed."""
+    connection, compiled = _compile(key, build, list(rows[0]), connection)
     cursor = connection.connection.driver_connection.cursor()
     try:
         if len(rows) == 1:
             cursor.execute(compiled.sql, compiled.parameters(rows[0]))
         else:
-            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
+            cursor.executemany(compiled.sql, compiled.many_parameters(rows))
         return int(cursor.rowcount)
     finally:
         cursor.close()

@@ -37,7 +37,6 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
 
 from billing.aggregation import event_dimensions, event_value
 from billing.errors import NotFound, ValidationFailed
@@ -71,7 +70,7 @@ _BUCKETS: Table = UsageBucket.__table__  # type: ignore[assignment]
 _SUBSCRIPTIONS: Table = Subscription.__table__  # type: ignore[assignment]
 _CUSTOMERS: Table = Customer.__table__  # type: ignore[assignment]
 _METRICS: Table = BillableMetric.__table__  # type: ignore[assignment]
-_KEY_COLUMNS = ("organization_id", "external_subscription_id", "transaction_id")
+_KEY_COLUMNS = ("organization_id", "transaction_id", "external_subscription_id")
 _BUCKET_KEY_COLUMNS = ("subscription_id", "billable_metric_id", "day", "dimensions")
 
 
@@ -86,9 +85,9 @@ class OrganizationRef(NamedTuple):
 OrganizationLike = Organization | OrganizationRef
 
 
-@dataclass(frozen=True)
-class EventInput:
-    """One validated event of a request."""
+class EventInput(NamedTuple):
+    """One validated event of a request (a named tuple: a batch makes a hundred at a time, and
+    a frozen dataclass costs several times as much to build)."""
 
     transaction_id: str
     external_subscription_id: str
@@ -104,8 +103,7 @@ class EventInput:
         return (self.external_subscription_id, self.transaction_id)
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     """A stored event with what the API shows of its subscription and customer."""
 
     lago_id: uuid.UUID
@@ -122,8 +120,7 @@ class StoredEvent:
     created_at: datetime
 
 
-@dataclass(frozen=True)
-class StoredEventRow:
+class StoredEventRow(NamedTuple):
     """A stored event and the fingerprint of the request that created it."""
 
     fingerprint: str
@@ -229,8 +226,12 @@ def fingerprint(raw: Mapping[str, Any]) -> str:
         "timestamp": raw.get("timestamp"),
         "precise_total_amount_cents": raw.get("precise_total_amount_cents"),
     }
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256(_FINGERPRINT_ENCODER.encode(document).encode()).hexdigest()
+
+
+#: `json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)`, built once
+#: (json.dumps builds an encoder at every call when given options)
+_FINGERPRINT_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,8 +288,7 @@ class _KeyReused(Exception):
         self.keys = keys
 
 
-@dataclass
-class _Matched:
+class _Matched(NamedTuple):
     subscription_id: int | None
     subscription_lago_id: uuid.UUID | None
     customer_id: int | None
@@ -312,13 +312,14 @@ def _ingest(organization: OrganizationLike, events: Sequence[EventInput]) -> lis
     Concurrent replays never make two rows: the unique key decides, whoever commits first."""
     now = now_utc()
     unique = list({event.key: event for event in reversed(events)}.values())[::-1]
-    subscriptions, metrics = _lookups(organization.id, unique)
+    connection = driver.connection()  # once: each call costs session bookkeeping
+    subscriptions, metrics = _lookups(organization.id, unique, connection)
     rows, results = _rows(organization, unique, now, subscriptions, metrics)
     existing: dict[tuple[str, str], StoredEventRow] = {}
-    if _execute_on_driver("insert_events", rows) == len(rows):
+    if _execute_on_driver("insert_events", rows, connection) == len(rows):
         inserted_keys = set(results)
     else:  # some keys were stored already: ours are those holding the lago_id we generated
-        existing = _existing_events(organization.id, list(results))
+        existing = _existing_events(organization.id, list(results), connection)
         inserted_keys = {
             key
             for key, row in existing.items()
@@ -343,7 +344,7 @@ def _ingest(organization: OrganizationLike, events: Sequence[EventInput]) -> lis
                 stored_row.event.timestamp,
                 stored_row.event.properties,
             )
-    write_buckets(tally)
+    write_buckets(tally, connection)
     return [stored[event.key].event for event in events]
 
 
@@ -360,13 +361,13 @@ def _check_replays(
 
 
 def _existing_events(
-    organization_id: int, keys: Sequence[tuple[str, str]]
+    organization_id: int, keys: Sequence[tuple[str, str]], connection: Any
 ) -> dict[tuple[str, str], StoredEventRow]:
     """Stored events of these keys, by key."""
     if not keys:
         return {}
     wanted = set(keys)
-    rows = _connection().execute(
+    rows = connection.execute(
         _statement("existing_events"),
         {
             "organization_id": organization_id,
@@ -432,37 +433,43 @@ def _rows(
     return rows, results
 
 
-#: a row of `_subscriptions_statement`: id, lago_id, external_id, started_at, terminated_at,
-#: customer_id, customer_lago_id, customer_timezone
-_SubscriptionRow = Row[Any]
+#: a row of `_subscriptions_statement` (a namedtuple): id, lago_id, external_id, started_at,
+#: terminated_at, customer_id, customer_lago_id, customer_timezone
+_SubscriptionRow = Any
 
 
 def _lookups(
-    organization_id: int, events: Sequence[EventInput]
+    organization_id: int, events: Sequence[EventInput], connection: Any
 ) -> tuple[dict[str, list[_SubscriptionRow]], dict[str, MetricInfo]]:
     """Started subscriptions (active or terminated) of the events' external ids, newest start
     first, and the live metrics of their codes. Read in the request's own transaction and never
     cached: a subscription or metric changed a moment ago, by any process, applies at once."""
     subscriptions: dict[str, list[_SubscriptionRow]] = {}
-    for row in _select("subscriptions", organization_id, "external_ids",
-                       {event.external_subscription_id for event in events}):  # fmt: skip
+    external_ids = {event.external_subscription_id for event in events}
+    for row in _select("subscriptions", organization_id, "external_ids", external_ids, connection):
         subscriptions.setdefault(row.external_id, []).append(row)
     codes = {event.code for event in events}
     metrics = {
-        row.code: metric_info(row) for row in _select("metrics", organization_id, "codes", codes)
+        row.code: metric_info(row)
+        for row in _select("metrics", organization_id, "codes", codes, connection)
     }
     return subscriptions, metrics
 
 
-def _select(name: str, organization_id: int, values_name: str, values: set[str]) -> Any:
-    """The rows of statement `name` for the organization and `values`: on the driver for one
-    value (a single event, or a batch of one subscription and metric), else through Core."""
-    many, value = _values(values)
-    parameters = {"organization_id": organization_id, values_name: value}
-    if not many:
-        build = _STATEMENT_BUILDERS[name]
-        return driver.fetch(("events", name), lambda dialect: build(dialect, False), parameters)
-    return _connection().execute(_statement(name, many), parameters)
+def _select(
+    name: str, organization_id: int, values_name: str, values: set[str], connection: Any
+) -> list[Any]:
+    """The rows of statement `name` for the organization and `values`, on the driver: one
+    statement per count of values (`IN (?, ?, …)`, compiled once per count; a batch holds at
+    most MAX_BATCH_SIZE), since SQLAlchemy's expanding IN re-renders the SQL at every run."""
+    parameters: dict[str, Any] = {"organization_id": organization_id}
+    for index, value in enumerate(sorted(values)):
+        parameters[f"{values_name}_{index}"] = value
+    count = len(values)
+    build = _STATEMENT_BUILDERS[name]
+    return driver.fetch(
+        ("events", name, count), lambda dialect: build(dialect, count), parameters, connection
+    )
 
 
 def metric_info(metric: Any) -> MetricInfo:
@@ -606,7 +613,7 @@ def dimensions_text(properties: Mapping[str, Any] | None, filter_keys: Sequence[
     )
 
 
-def write_buckets(tally: BucketTally) -> None:
+def write_buckets(tally: BucketTally, connection: Any | None = None) -> None:
     """Add the tally to the stored buckets in one upsert that adds in SQL, exactly: NUMERIC on
     PostgreSQL, the Decimal functions extensions.py registers on SQLite's text decimals. Rows go
     in key order, so that two transactions lock the buckets they share in the same order."""
@@ -618,6 +625,7 @@ def write_buckets(tally: BucketTally) -> None:
             dict(zip(_BUCKET_KEY_COLUMNS, key, strict=True), **delta.columns())
             for key, delta in sorted(tally.deltas.items())
         ],
+        connection,
     )
 
 
@@ -718,51 +726,45 @@ def find_events(conditions: Sequence[Any], limit: int) -> list[StoredEvent]:
 # Statements of the hot path, built once per dialect: building a statement costs several times
 # what executing it does (SQLAlchemy caches the compiled SQL, but not the construction).
 
-_statements: dict[tuple[str, str, bool], Any] = {}
+_statements: dict[tuple[str, str, int], Any] = {}
 
 
-def _connection() -> Any:
-    """The session's connection: Core statements executed on it skip the ORM's dispatch."""
-    return db.session.connection()
-
-
-def _statement(name: str, many: bool = True) -> Any:
-    """The statement `name` for the session's dialect; `many=False`: its variant comparing with
-    one value (`=`) rather than a list (`IN`, expanded at every execution)."""
-    key = (db.session.get_bind().dialect.name, name, many)
+def _statement(name: str) -> Any:
+    """The statement `name` for the session's dialect."""
+    key = (db.session.get_bind().dialect.name, name, 0)
     statement = _statements.get(key)
     if statement is None:
-        statement = _statements[key] = _STATEMENT_BUILDERS[name](key[0], many)
+        statement = _statements[key] = _STATEMENT_BUILDERS[name](key[0], 0)
     return statement
 
 
-def _execute_on_driver(name: str, rows: Sequence[Mapping[str, Any]]) -> int:
+def _execute_on_driver(
+    name: str, rows: Sequence[Mapping[str, Any]], connection: Any | None = None
+) -> int:
     """Run the statement `name` (no RETURNING) once per row on the DBAPI cursor; returns the
     rows it changed."""
     build = _STATEMENT_BUILDERS[name]
-    return driver.execute(("events", name), lambda dialect: build(dialect, True), rows)
+    return driver.execute(("events", name), lambda dialect: build(dialect, 0), rows, connection)
 
 
-def _one_of(column: Any, name: str, many: bool) -> Any:
-    return column.in_(bindparam(name, expanding=True)) if many else column == bindparam(name)
-
-
-def _values(values: set[str]) -> tuple[bool, Any]:
-    """(many, parameter) for `_one_of`: the one value itself, or the sorted list."""
-    return (False, next(iter(values))) if len(values) == 1 else (True, sorted(values))
+def _one_of(column: Any, name: str, count: int) -> Any:
+    """`column` equal to one of the parameters `<name>_0` … `<name>_<count - 1>`."""
+    if count == 1:
+        return column == bindparam(f"{name}_0")
+    return column.in_([bindparam(f"{name}_{index}") for index in range(count)])
 
 
 def _dialect_insert(table: Table, dialect: str) -> Any:
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
-def _insert_events_statement(dialect: str, _many: bool) -> Any:
+def _insert_events_statement(dialect: str, _count: int) -> Any:
     return _dialect_insert(_EVENTS, dialect).on_conflict_do_nothing(
         index_elements=list(_KEY_COLUMNS)
     )
 
 
-def _existing_events_statement(_dialect: str, _many: bool) -> Any:
+def _existing_events_statement(_dialect: str, _count: int) -> Any:
     return (
         _stored_event_query()
         .add_columns(_EVENTS.c.fingerprint)
@@ -773,7 +775,7 @@ def _existing_events_statement(_dialect: str, _many: bool) -> Any:
     )
 
 
-def _subscriptions_statement(_dialect: str, many: bool) -> Any:
+def _subscriptions_statement(_dialect: str, count: int) -> Any:
     subscriptions, customers = _SUBSCRIPTIONS, _CUSTOMERS
     return (
         select(
@@ -789,7 +791,7 @@ def _subscriptions_statement(_dialect: str, many: bool) -> Any:
         .join(customers, customers.c.id == subscriptions.c.customer_id)
         .where(
             subscriptions.c.organization_id == bindparam("organization_id"),
-            _one_of(subscriptions.c.external_id, "external_ids", many),
+            _one_of(subscriptions.c.external_id, "external_ids", count),
             # constants as literals: SQLite re-plans a statement whose bound values could
             # change the plan, which made this look-up ten times slower
             subscriptions.c.status.in_(
@@ -804,7 +806,7 @@ def _subscriptions_statement(_dialect: str, many: bool) -> Any:
     )
 
 
-def _metrics_statement(_dialect: str, many: bool) -> Any:
+def _metrics_statement(_dialect: str, count: int) -> Any:
     metrics = _METRICS
     return select(
         metrics.c.id,
@@ -814,12 +816,12 @@ def _metrics_statement(_dialect: str, many: bool) -> Any:
         metrics.c.filters,
     ).where(
         metrics.c.organization_id == bindparam("organization_id"),
-        _one_of(metrics.c.code, "codes", many),
+        _one_of(metrics.c.code, "codes", count),
         metrics.c.deleted_at.is_(None),
     )
 
 
-def _upsert_buckets_statement(dialect: str, _many: bool) -> Any:
+def _upsert_buckets_statement(dialect: str, _count: int) -> Any:
     """Add each row's deltas to its bucket, or insert it: the same merge as BucketDelta.add
     (sums add, max ignores nulls, the later or equal timestamp brings the latest value)."""
     insert = _dialect_insert(_BUCKETS, dialect)

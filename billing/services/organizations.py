@@ -127,7 +127,9 @@ def identify_api_key(raw_key: str) -> ApiKeyIdentity | None:
     if len(raw_key) < API_KEY_MIN_LENGTH:
         return None
     key_hash = hash_api_key(raw_key)
-    candidates = driver.fetch(
+    # before the request's transaction: on SQLite, a POST's write lock is taken at its first
+    # statement, after authentication and the parsing of its body
+    candidates = driver.fetch_before_transaction(
         "live_api_keys", lambda _dialect: _LIVE_KEYS_BY_PREFIX,
         {"prefix": raw_key[:API_KEY_PREFIX_LENGTH]},
     )  # fmt: skip

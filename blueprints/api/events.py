@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from typing import Any
+
+import orjson
+from flask import current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 
 from billing.errors import ValidationFailed
-from billing.serializers_usage import serialize_event
+from billing.serializers_usage import serialize_event, serialize_events
 from billing.services import events as event_service
 from blueprints.api import bp
 from blueprints.api.auth import current_organization, current_organization_ref
@@ -20,7 +23,7 @@ def create_event() -> ResponseReturnValue:
     """Store one usage event; an identical replay answers the stored event."""
     event = event_service.ingest_event(current_organization_ref(), root_object("event"))
     db.session.commit()
-    return jsonify(event=serialize_event(event))
+    return _json({"event": serialize_event(event)})
 
 
 @bp.post("/events/batch")
@@ -31,7 +34,18 @@ def create_events() -> ResponseReturnValue:
         raise BadRequest("param is missing or the value is empty or invalid: events")
     events = event_service.ingest_events(current_organization_ref(), body.get("events"))
     db.session.commit()
-    return jsonify(events=[serialize_event(event) for event in events])
+    return _json({"events": serialize_events(events)})
+
+
+def _json(payload: dict[str, Any]) -> ResponseReturnValue:
+    """The ingestion answer, encoded by orjson (a batch's answer is 100 events: several times
+    faster than the json module). What orjson refuses (integers beyond 64 bits, lone
+    surrogates in the properties as sent) goes through jsonify, as every other answer does."""
+    try:
+        body = orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        return jsonify(payload)
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.get("/events/<transaction_id>")

@@ -64,10 +64,12 @@ def _install(state: Any) -> None:
 class NoPortalSessionInterface(SecureCookieSessionInterface):
     """The usual signed-cookie session, except that portal requests get a null session:
     nothing can be stored in it, so no cookie is ever set (not even the refresh of a
-    signed-in agent's session cookie in the same browser)."""
+    signed-in agent's session cookie in the same browser). API requests too: they authenticate
+    with their key, and reading and re-signing a cookie is work an event's ingestion is timed by.
+    """
 
     def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
-        if request.path.startswith("/portal/"):
+        if request.path.startswith(("/portal/", "/api/")):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
