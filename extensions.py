@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -99,18 +101,32 @@ def _on_connect(dbapi_connection, connection_record) -> None:  # noqa: ANN001
 # SQLite's own wait for the write lock is a busy handler that sleeps 1, 2, 5, 10… ms between
 # tries: a worker that finds the lock taken sleeps far longer than a short write holds it, while
 # the cores idle. Writers therefore first queue on an exclusive flock() of `<database>-writers`
-# (one open file per connection, so threads queue too): the kernel wakes the next writer the
-# moment the previous one committed. Processes that do not queue (the sqlite3 shell) are still
-# waited for by the busy handler. The turn is given back right after COMMIT or ROLLBACK.
+# (one open file per connection, so threads queue too), tried again every millisecond at most,
+# so the next writer starts right after the previous one committed. Processes that do not queue
+# (the sqlite3 shell) are still waited for by the busy handler. The turn is given back right
+# after COMMIT or ROLLBACK.
 _WRITER_QUEUE = "ledgerline_writer_queue"
 _WRITER_TURN = "ledgerline_writer_turn"
 
 
 def _take_writer_turn(info: dict) -> None:
+    """Wait for this connection's turn to write, at most the busy timeout (then "database is
+    locked", as SQLite itself would say): a writer stuck in its transaction, or a thread that
+    already holds a turn on another connection, must not block the others for ever."""
     queue = info.get(_WRITER_QUEUE)
     if queue is None or queue[0] != os.getpid() or info.get(_WRITER_TURN):
         return  # no file (in memory), or a descriptor inherited across fork(): no queue
-    fcntl.flock(queue[1], fcntl.LOCK_EX)
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.0001
+    while True:
+        try:
+            fcntl.flock(queue[1], fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise sqlite3.OperationalError("database is locked") from None
+            time.sleep(pause)  # short: a turn lasts about a millisecond
+            pause = min(pause * 2, 0.001)
     info[_WRITER_TURN] = True
 
 

@@ -6,10 +6,12 @@ import fcntl
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from sqlite3 import OperationalError
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+import extensions
 from extensions import reset_write_intent, set_write_intent
 
 
@@ -76,3 +78,15 @@ def test_read_only_transactions_do_not_queue(engine, tmp_path):
             assert queue_is_free(tmp_path)
     finally:
         reset_write_intent(token)
+
+
+def test_a_writer_waits_at_most_the_busy_timeout_for_its_turn(engine, monkeypatch):
+    """A stuck writer (here: another connection of the same thread) gives "database is locked"
+    after the busy timeout, as SQLite would, instead of blocking the next writer for ever."""
+    monkeypatch.setattr(extensions, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    with engine.connect() as holder:
+        holder.begin()
+        holder.execute(text("INSERT INTO t VALUES (1)"))
+        with engine.connect() as waiter, pytest.raises(OperationalError, match="locked"):
+            waiter.begin()
+            waiter.execute(text("INSERT INTO t VALUES (2)"))
