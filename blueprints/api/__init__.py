@@ -17,6 +17,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     events,
     invoices,
     plans,
+    reference,
     subscriptions,
     taxes,
     usage,

@@ -36,10 +36,15 @@ def root_object(root: str) -> dict[str, Any]:
     return value
 
 
+#: the last page a request may ask for: beyond it the offset would not fit a database integer
+#: (a page past the end is simply empty, so no caller loses anything)
+MAX_PAGE = 2**31 - 1
+
+
 def pagination() -> tuple[int, int]:
     """`page` (1-based) and `per_page` (default 100), forgiving like Lago's."""
     return (
-        _positive_int(request.args.get("page"), 1),
+        min(_positive_int(request.args.get("page"), 1), MAX_PAGE),
         min(
             _positive_int(request.args.get("per_page"), 100), current_app.config["API_PER_PAGE_MAX"]
         ),
