@@ -359,6 +359,17 @@ def test_empty_list_has_current_page_zero(api_client):
     }  # fmt: skip
 
 
+def test_a_page_beyond_any_database_integer_is_an_empty_page(api_client, org):
+    """The offset of such a page overflowed the database integer: a 500 (found by the fuzzer)."""
+    factories.make_customer(org)
+    response = api_client.get(f"/api/v1/customers?page={10**25}")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["customers"] == []
+    assert body["meta"]["total_count"] == 1
+
+
 @pytest.fixture
 def varied_customers(org):
     factories.make_customer(

@@ -53,10 +53,60 @@ def _load(spec: dict[str, Any]) -> Any:
             return st.just(path_parameters)
         return st.sampled_from([path_parameters, {**path_parameters, **known}])
 
+    @schema.hook
+    def flatmap_query(context: Any, query: dict[str, Any]) -> Any:
+        """Half the time, filters on the seeded customer and subscription."""
+        known = _known_references(query or {})
+        return st.sampled_from([query, {**query, **known}]) if known else st.just(query)
+
+    @schema.hook
+    def flatmap_body(context: Any, body: Any) -> Any:
+        """Half the time, the references of the body (plan_code, invoice_id…) name seeded
+        objects, so that creations get past their lookups."""
+        if not isinstance(body, dict) or not SEED:
+            return st.just(body)
+        return st.sampled_from([body, _with_known_references(body)])
+
     return schema
 
 
 SEED: dict[str, str] = {}
+#: body and query fields that name another object, and the seeded object they can name
+REFERENCES = {
+    "external_customer_id": "customer",
+    "external_subscription_id": "subscription",
+    "plan_code": "plan",
+    "billable_metric_id": "metric_id",
+    "billable_metric_code": "metric",
+    "invoice_id": "invoice",
+    "fee_id": "fee",
+    "wallet_id": "wallet",
+    "coupon_code": "coupon",
+    "add_on_code": "add_on",
+    "code": "metric",  # an event's metric code
+}
+
+
+def _known_references(fields: dict[str, Any]) -> dict[str, str]:
+    return {
+        name: SEED[REFERENCES[name]]
+        for name in fields
+        if name in REFERENCES and name != "code" and REFERENCES[name] in SEED
+    }
+
+
+def _with_known_references(node: Any) -> Any:
+    """A copy of a body with every reference field set to the seeded object's."""
+    if isinstance(node, list):
+        return [_with_known_references(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        key: SEED[REFERENCES[key]]
+        if key in REFERENCES and REFERENCES[key] in SEED and isinstance(value, str)
+        else _with_known_references(value)
+        for key, value in node.items()
+    }
 
 
 def _known_parameters(path: str, generated: dict[str, Any]) -> dict[str, str]:
@@ -121,6 +171,7 @@ def _seed(base_url: str, api_key: str) -> dict[str, str]:
             },
         )["billable_metric"]
         seed["metric"] = metric["code"]
+        seed["metric_id"] = metric["lago_id"]
         plan = post(
             "/plans",
             {
@@ -208,6 +259,7 @@ def _seed(base_url: str, api_key: str) -> dict[str, str]:
         finalized = next(i for i in invoices if i["status"] == "finalized")
         seed["invoice"] = finalized["lago_id"]
         fee = http.get(f"/invoices/{finalized['lago_id']}").json()["invoice"]["fees"][0]
+        seed["fee"] = fee["lago_id"]
         credit_note = post(
             "/credit_notes",
             {
