@@ -881,6 +881,12 @@ ACTIVITY_LOG = obj(
 )
 MONTH = {**DATETIME, "description": "The first instant of the month (UTC)."}
 
+
+def with_required(schema: Schema, *names: str) -> Schema:
+    """The same input with the fields a creation must give (an update may give any)."""
+    return {**schema, "required": list(names)}
+
+
 SCHEMAS: dict[str, Schema] = {
     "PaginationMeta": obj(
         ["current_page", "total_pages", "total_count"],
@@ -1011,6 +1017,20 @@ SCHEMAS: dict[str, Schema] = {
         currency=STR,
     ),
 }
+
+#: what a creation must give; the `…Input` schemas describe updates (any subset)
+CREATE_REQUIRED: dict[str, tuple[str, ...]] = {
+    "BillableMetric": ("name", "code", "aggregation_type"),
+    "Plan": ("name", "code", "interval", "amount_cents", "amount_currency"),
+    "Subscription": ("external_customer_id", "plan_code", "external_id"),
+    "Tax": ("name", "code", "rate"),
+    "AddOn": ("name", "code", "amount_cents", "amount_currency"),
+    "Coupon": ("name", "code", "coupon_type"),
+    "Wallet": ("external_customer_id", "currency", "rate_amount"),
+    "WebhookEndpoint": ("webhook_url",),
+}
+for _name, _required in CREATE_REQUIRED.items():
+    SCHEMAS[f"{_name}CreateInput"] = with_required(SCHEMAS[f"{_name}Input"], *_required)
 
 # ---------------------------------------------------------------------------------------------
 # Operations
@@ -1150,7 +1170,7 @@ def _ops() -> list[Operation]:
             one("billable_metric", R("BillableMetric")),
             body=body(
                 "billable_metric",
-                R("BillableMetricInput"),
+                R("BillableMetricCreateInput"),
                 {"name": "API calls", "code": "api_calls", "aggregation_type": "count_agg"},
             ),
         )
@@ -1180,7 +1200,7 @@ def _ops() -> list[Operation]:
             one("plan", R("Plan")),
             body=body(
                 "plan",
-                R("PlanInput"),
+                R("PlanCreateInput"),
                 {
                     "name": "Startup",
                     "code": "startup",
@@ -1271,7 +1291,7 @@ def _ops() -> list[Operation]:
             one("subscription", R("Subscription")),
             body=body(
                 "subscription",
-                R("SubscriptionInput"),
+                R("SubscriptionCreateInput"),
                 {"external_customer_id": "acme", "plan_code": "startup", "external_id": "sub-1"},
             ),
             not_found=True,
@@ -1601,7 +1621,7 @@ def _ops() -> list[Operation]:
 
     # --- taxes
     add(Operation("post", "/taxes", "Taxes", "Create a tax", one("tax", R("Tax")),
-                  body=body("tax", R("TaxInput"),
+                  body=body("tax", R("TaxCreateInput"),
                             {"name": "VAT", "code": "vat_fr", "rate": "20.0"})))  # fmt: skip
     add(Operation("get", "/taxes", "Taxes", "List taxes", listed("taxes", R("Tax")),
                   (*PAGINATION, SEARCH)))  # fmt: skip
@@ -1619,7 +1639,7 @@ def _ops() -> list[Operation]:
 
     # --- add-ons
     add(Operation("post", "/add_ons", "Add-ons", "Create an add-on", one("add_on", R("AddOn")),
-                  body=body("add_on", R("AddOnInput"),
+                  body=body("add_on", R("AddOnCreateInput"),
                             {"name": "Setup", "code": "setup", "amount_cents": 50000,
                              "amount_currency": "EUR"})))  # fmt: skip
     add(Operation("get", "/add_ons", "Add-ons", "List add-ons", listed("add_ons", R("AddOn")),
@@ -1638,7 +1658,7 @@ def _ops() -> list[Operation]:
 
     # --- coupons
     add(Operation("post", "/coupons", "Coupons", "Create a coupon", one("coupon", R("Coupon")),
-                  body=body("coupon", R("CouponInput"),
+                  body=body("coupon", R("CouponCreateInput"),
                             {"name": "Welcome", "code": "welcome", "coupon_type": "fixed_amount",
                              "amount_cents": 1000, "amount_currency": "EUR",
                              "frequency": "once", "expiration": "no_expiration"}),
@@ -1678,7 +1698,7 @@ def _ops() -> list[Operation]:
 
     # --- wallets
     add(Operation("post", "/wallets", "Wallets", "Create a wallet", one("wallet", R("Wallet")),
-                  body=body("wallet", R("WalletInput"),
+                  body=body("wallet", R("WalletCreateInput"),
                             {"external_customer_id": "acme", "currency": "EUR",
                              "rate_amount": "1.0", "paid_credits": "10.0"}),
                   not_found=True))  # fmt: skip
@@ -1739,7 +1759,7 @@ def _ops() -> list[Operation]:
             one("webhook_endpoint", R("WebhookEndpoint")),
             body=body(
                 "webhook_endpoint",
-                R("WebhookEndpointInput"),
+                R("WebhookEndpointCreateInput"),
                 {"webhook_url": "https://example.com/hooks/billing", "signature_algo": "hmac"},
             ),
             description="At most ten per organization; each URL once.",
