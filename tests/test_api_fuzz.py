@@ -339,8 +339,8 @@ def _seed(base_url: str, api_key: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fuzz_target(live_server: Any, database_url: str) -> tuple[str, dict[str, str]]:
     """The live server's URL and the seeded organization's Authorization header."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("the fuzzer runs on one backend (SQLite)")
+    if not database_url.startswith("sqlite") and not os.environ.get("FUZZ_ALL_BACKENDS"):
+        pytest.skip("the fuzzer runs on one backend (SQLite; FUZZ_ALL_BACKENDS=1 for all)")
     _organization_id, api_key = live_server.new_organization()
     SEED.clear()
     SEED.update(_seed(live_server.url, api_key))

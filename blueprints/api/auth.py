@@ -16,6 +16,7 @@ from billing.services.organizations import (
 )
 from blueprints.api import bp
 from blueprints.api.reference import PUBLIC_ENDPOINTS
+from blueprints.api.schemas import refuse_nul_characters
 from extensions import db, write_intent
 
 
@@ -39,6 +40,10 @@ def authenticate() -> None:
             db.session.commit()
     g.api_key = api_key
     g.pop("organization", None)  # loaded for this key on first use
+
+
+# after authenticate: a wrong key is 401 before any input is looked at
+bp.before_request(refuse_nul_characters)
 
 
 def current_organization() -> Organization:

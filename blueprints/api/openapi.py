@@ -9,8 +9,8 @@ To describe a new route: add one `Operation(...)` to `OPERATIONS` (in its tag's 
 its query `params`, its request `body` schema and its `ok` response (`one("root", ref("X"))` or
 `listed("roots", ref("X"))`); put a new object shape in `SCHEMAS`. The error answers follow from
 the operation: 401 always, 404 when the path has a parameter or it takes a body (or
-`not_found=True`), 400 and 422 when it takes a body (or `validates=True`), 405 with
-`not_allowed=True`.
+`not_found=True`), 400 and 422 when it takes a body, 422 when it takes query parameters (or
+`validates=True`), 405 with `not_allowed=True`.
 """
 
 from __future__ import annotations
@@ -1979,7 +1979,8 @@ def _operation_object(op: Operation) -> dict[str, Any]:
         responses["404"] = {"$ref": "#/components/responses/NotFound"}
     if op.not_allowed:
         responses["405"] = {"$ref": "#/components/responses/NotAllowed"}
-    if op.body is not None or op.validates:
+    # a query parameter with a NUL character is refused (blueprints/api/schemas.py)
+    if op.body is not None or op.validates or (op.params and not op.public):
         responses["422"] = {"$ref": "#/components/responses/ValidationErrors"}
     responses.update(op.extra_responses)
     result["responses"] = responses
