@@ -9,7 +9,8 @@ path parameter is, about half the time, the id of a seeded object, so that the p
 organization under the other operations.
 
 Bounded and deterministic: MAX_EXAMPLES per operation, `derandomize=True`, no deadline. It runs
-on SQLite only (it tests the HTTP contract, not the database). Run it alone with
+on every backend (about 2½ minutes on SQLite, 1 on PostgreSQL with 2 cores): PostgreSQL refuses
+input SQLite takes (a NUL character in text), so it finds bugs of its own. Run it alone with
 `python -m pytest tests/test_api_fuzz.py -q -p no:cacheprovider` (FUZZ_EXAMPLES=N for more).
 """
 
@@ -337,10 +338,8 @@ def _seed(base_url: str, api_key: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_target(live_server: Any, database_url: str) -> tuple[str, dict[str, str]]:
+def fuzz_target(live_server: Any) -> tuple[str, dict[str, str]]:
     """The live server's URL and the seeded organization's Authorization header."""
-    if not database_url.startswith("sqlite") and not os.environ.get("FUZZ_ALL_BACKENDS"):
-        pytest.skip("the fuzzer runs on one backend (SQLite; FUZZ_ALL_BACKENDS=1 for all)")
     _organization_id, api_key = live_server.new_organization()
     SEED.clear()
     SEED.update(_seed(live_server.url, api_key))
