@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from flask import jsonify, render_template, request
+from flask import current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup, escape
 
@@ -31,7 +31,12 @@ def openapi_json() -> ResponseReturnValue:
 @bp.get("/docs")
 def api_docs() -> ResponseReturnValue:
     """The API reference: operations grouped by tag, with parameters, schemas and examples."""
-    return render_template("api/docs.html", code_spans=code_spans, **_reference())
+    # the page is the same for every request of this app (about 600 kB): rendered once
+    page = current_app.extensions.get("api_docs_page")
+    if page is None:
+        page = render_template("api/docs.html", code_spans=code_spans, **_reference())
+        current_app.extensions["api_docs_page"] = page
+    return page
 
 
 def code_spans(text: str) -> Markup:
