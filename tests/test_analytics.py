@@ -141,7 +141,8 @@ def test_months_counts_back_from_the_current_month_of_the_organization(
 
 @pytest.mark.parametrize("path", ["gross_revenue", "overdue_balance", "invoiced_usage", "mrr",
                                   "invoice_collection"])  # fmt: skip
-@pytest.mark.parametrize("months", ["0", "-1", "abc", "1.5", "1201"])
+# "²" is a digit to str.isdigit() that int() refuses; a 5000-digit number int() refuses too
+@pytest.mark.parametrize("months", ["0", "-1", "abc", "1.5", "1201", "²", "9" * 5000])
 def test_an_unreadable_months_is_422(api_client, path, months):
     response = api_client.get(f"/api/v1/analytics/{path}?months={months}")
     assert response.status_code == 422

@@ -167,6 +167,10 @@ def test_filter_by_resource_id(api_client, history):
     [
         ("?from_date=yesterday", {"from_date": ["invalid_date"]}),
         ("?to_date=2026-13-01", {"to_date": ["invalid_date"]}),
+        # before year 1 or after 9999 in UTC: was a 500 (OverflowError)
+        ("?from_date=0001-01-01T00:00:00%2B05:00", {"from_date": ["invalid_date"]}),
+        ("?to_date=9999-12-31T23:59:59Z", {"to_date": ["invalid_date"]}),
+        ("?to_date=9999-12-31", {"to_date": ["invalid_date"]}),
         ("?activity_sources[]=console", {"activity_sources": ["value_is_invalid"]}),
     ],
 )

@@ -108,6 +108,9 @@ def test_percentage_coupon_limited_to_plans_and_metrics(api_client, org):
          {"expiration_at": ["invalid_date"]}),
         ({"expiration": "time_limit", "expiration_at": "soon"},
          {"expiration_at": ["invalid_date"]}),
+        # year 1 moved to UTC overflowed: a 500
+        ({"expiration": "time_limit", "expiration_at": "0001-01-01T00:00:00+05:00"},
+         {"expiration_at": ["invalid_date"]}),
         ({"reusable": "maybe"}, {"reusable": ["value_is_invalid"]}),
         ({"applies_to": {"plan_codes": "p"}}, {"plan_codes": ["value_is_invalid"]}),
     ],

@@ -359,6 +359,41 @@ def test_empty_list_has_current_page_zero(api_client):
     }  # fmt: skip
 
 
+def test_a_nul_character_is_refused_before_the_database_sees_it(api_client, org):
+    """PostgreSQL cannot store or compare text with a NUL: these were 500s there (the fuzzer)."""
+    factories.make_customer(org, external_id="acme")
+
+    in_query = api_client.get("/api/v1/customers?search_term=a%00b")
+    in_path = api_client.get("/api/v1/customers/acme%00")
+    in_body = api_client.post("/api/v1/customers", json={"customer": {"external_id": "a\x00"}})
+    in_key = api_client.post(
+        "/api/v1/customers", json={"customer": {"external_id": "b", "metadata": [{"key": "\x00"}]}}
+    )
+
+    assert (in_query.status_code, in_query.get_json()["error_details"]) == (
+        422,
+        {"search_term": ["value_is_invalid"]},
+    )
+    assert in_path.get_json() == {"status": 404, "error": "Not Found", "code": "resource_not_found"}
+    for response in (in_body, in_key):
+        assert response.get_json() == {
+            "status": 400,
+            "error": "BadRequest: request body contains a NUL character",
+        }
+    assert api_client.get("/api/v1/customers").get_json()["meta"]["total_count"] == 1
+
+
+def test_a_page_beyond_any_database_integer_is_an_empty_page(api_client, org):
+    """The offset of such a page overflowed the database integer: a 500 (found by the fuzzer)."""
+    factories.make_customer(org)
+    response = api_client.get(f"/api/v1/customers?page={10**25}")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["customers"] == []
+    assert body["meta"]["total_count"] == 1
+
+
 @pytest.fixture
 def varied_customers(org):
     factories.make_customer(

@@ -523,6 +523,12 @@ def test_list_events_with_filters_newest_first(api_client, setup):
     assert [e["transaction_id"] for e in calls.json["events"]] == ["c2", "c1"]
     bad = api_client.get("/api/v1/events?timestamp_to=someday")
     assert bad.status_code == 422
+    # instants before year 1 or after 9999 in UTC were a 500 (OverflowError)
+    for query in (
+        "timestamp_from=0001-01-01T00:00:00%2B05:00",
+        "timestamp_to=9999-12-31T23:00:00-05:00",
+    ):
+        assert api_client.get(f"/api/v1/events?{query}").status_code == 422, query
 
 
 def test_unauthenticated_event_post_is_401(client, setup):

@@ -134,6 +134,9 @@ def test_list_filters(api_client, billed, query, expected):
         ("payment_overdue=maybe", {"payment_overdue": ["value_is_invalid"]}),
         ("issuing_date_from=yesterday", {"issuing_date_from": ["invalid_date"]}),
         ("amount_to=ten", {"amount_to": ["value_is_invalid"]}),
+        # beyond a database BIGINT: was a 500 (found by the fuzzer)
+        (f"amount_to=-{10**22}", {"amount_to": ["value_is_invalid"]}),
+        (f"amount_from={2**63}", {"amount_from": ["value_is_invalid"]}),
     ],
 )
 def test_list_refuses_unreadable_filters(api_client, billed, query, details):
@@ -365,6 +368,12 @@ def test_past_usage_lists_invoiced_periods_newest_first(api_client, billed):
         "/api/v1/customers/acme/past_usage?external_subscription_id=acme-sub&periods_count=1"
     )
     assert len(one.get_json()["usage_periods"]) == 1
+    # digits int() refuses ("²", 5000 of them) were a 500: they are ignored like any bad count
+    for count in ("²", "9" * 5000):
+        response = api_client.get(
+            f"/api/v1/customers/acme/past_usage?external_subscription_id=acme-sub&periods_count={count}"
+        )
+        assert len(response.get_json()["usage_periods"]) == 2, count
 
 
 @pytest.mark.parametrize(

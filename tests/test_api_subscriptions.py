@@ -149,6 +149,29 @@ def test_a_past_start_is_active_from_that_date_and_a_future_one_is_pending(api_c
             {"external_customer_id": "c1", "external_id": "s", "name": "x" * 256},
             {"name": ["value_is_too_long"]},
         ),
+        # more than ten years back: ending it would bill every period since (the fuzzer's
+        # year-1 start made a customer's deletion take minutes)
+        (
+            {"external_customer_id": "c1", "external_id": "s", "subscription_at": "0001-01-01"},
+            {"subscription_at": ["value_is_out_of_range"]},
+        ),
+        # year 1 and 9999 moved to UTC overflowed: a 500
+        (
+            {
+                "external_customer_id": "c1",
+                "external_id": "s",
+                "subscription_at": "0001-01-01T00:00:00+05:00",
+            },
+            {"subscription_at": ["invalid_date"]},
+        ),
+        (
+            {
+                "external_customer_id": "c1",
+                "external_id": "s",
+                "ending_at": "9999-12-31T23:00:00-05:00",
+            },
+            {"ending_at": ["invalid_date"]},
+        ),
     ],
 )
 def test_bad_input_gets_lago_validation_errors_and_writes_nothing(api_client, org, fields, details):

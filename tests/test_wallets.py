@@ -303,6 +303,8 @@ def test_a_customer_without_currency_takes_the_wallets(api_client, org, clock):
         ({"paid_credits": "1e20"}, {"paid_credits": ["invalid_paid_credits"]}),
         ({"expiration_at": "2023-01-01T00:00:00Z"}, {"expiration_at": ["invalid_date"]}),
         ({"expiration_at": "soon"}, {"expiration_at": ["invalid_date"]}),
+        # after year 9999 in UTC: was a 500 (OverflowError)
+        ({"expiration_at": "9999-12-31T23:00:00-05:00"}, {"expiration_at": ["invalid_date"]}),
         ({"name": "x" * 256}, {"name": ["value_is_too_long"]}),
         ({"external_customer_id": ""}, {"external_customer_id": ["value_is_mandatory"]}),
     ],

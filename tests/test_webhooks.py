@@ -144,6 +144,8 @@ def test_create_list_show_update_delete(api_client: Any, org: Any) -> None:
         ({"signature_algo": "md5"}, {"signature_algo": ["value_is_invalid"]}),
         ({"event_types": ["customer.exploded"]}, {"event_types": ["value_is_invalid"]}),
         ({"event_types": "customer.created"}, {"event_types": ["value_is_invalid"]}),
+        ({"event_types": [{}]}, {"event_types": ["value_is_invalid"]}),  # was a 500 (unhashable)
+        ({"signature_algo": ["hmac"]}, {"signature_algo": ["value_is_invalid"]}),
         ({"name": "x" * 256}, {"name": ["value_is_too_long"]}),
     ],
 )

@@ -101,7 +101,7 @@ def _instant(inp: Input, key: str) -> None:
         return
     try:
         inp.values[key] = as_utc(datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00")))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         inp.error(key, "invalid_date")
 
 

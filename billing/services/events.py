@@ -55,7 +55,7 @@ from billing.periods import local_date
 from billing.serializers_usage import serialize_event
 from billing.services import driver, outbox
 from billing.services.pagination import Page
-from billing.timeutil import now_utc
+from billing.timeutil import as_utc, now_utc
 from extensions import db
 
 #: Lago's LAGO_EVENTS_BATCH_MAX_LENGTH default
@@ -166,7 +166,10 @@ def parse_time_filter(raw: str | None) -> datetime | None:
     if parse_decimal(raw) is not None:
         return parse_timestamp(raw)
     value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return as_utc(value)
+    except OverflowError:  # year 1 or 9999 moved to UTC
+        raise ValueError(raw) from None
 
 
 def parse_event(raw: object) -> tuple[EventInput | None, dict[str, list[str]]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -149,11 +149,12 @@ def _parse_expiration(
         return None
     try:
         value = datetime.fromisoformat(str(raw))
-    except ValueError:
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=now.tzinfo)
+        value = value.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         errors["expiration_at"] = ["invalid_date"]
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=now.tzinfo)
     if value <= now:
         errors["expiration_at"] = ["invalid_date"]
         return None

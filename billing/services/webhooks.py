@@ -202,7 +202,9 @@ def _endpoint_values(payload: dict[str, Any], *, creating: bool) -> dict[str, An
         types = payload["event_types"]
         if types is None:
             values["event_types"] = None
-        elif not isinstance(types, list) or not all(t in KNOWN_TYPES for t in types):
+        elif not isinstance(types, list) or not all(
+            isinstance(t, str) and t in KNOWN_TYPES for t in types
+        ):
             errors["event_types"] = ["value_is_invalid"]
         else:
             values["event_types"] = list(dict.fromkeys(types))

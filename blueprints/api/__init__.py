@@ -18,6 +18,7 @@ from blueprints.api import (  # noqa: E402,F401  (registers handlers)
     invoices,
     payments,
     plans,
+    reference,
     subscriptions,
     taxes,
     usage,

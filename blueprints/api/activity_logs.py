@@ -13,7 +13,7 @@ from billing.errors import ValidationFailed
 from billing.models import ActivityLog
 from billing.services import audit as audit_service
 from billing.services.audit import ActivityFilters
-from billing.timeutil import iso_utc
+from billing.timeutil import as_utc, iso_utc
 from blueprints.api import bp
 from blueprints.api.auth import current_organization
 from blueprints.api.schemas import list_param, pagination
@@ -77,13 +77,13 @@ def _datetime_param(name: str, errors: dict[str, list[str]], *, end: bool) -> da
             return datetime.combine(day + timedelta(days=1) if end else day, time(), UTC)
         # A `+02:00` offset sent unencoded arrives as ` 02:00`.
         value = datetime.fromisoformat(_UNENCODED_OFFSET.sub(r"+\1", raw.replace("Z", "+00:00")))
-    except ValueError:
+        value = as_utc(value)
+        # Timestamps are shown to the second: `to_date=…T10:00:00Z` includes 10:00:00.5.
+        if end and not value.microsecond:
+            value += timedelta(seconds=1)
+    except (ValueError, OverflowError):  # OverflowError: past year 9999, or before year 1
         errors[name] = ["invalid_date"]
         return None
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    # Timestamps are shown to the second: `to_date=…T10:00:00Z` includes 10:00:00.5.
-    if end and not value.microsecond:
-        value += timedelta(seconds=1)
     return value
 
 

@@ -24,7 +24,8 @@ def analytics_filters() -> analytics.AnalyticsFilters:
     months: int | None = None
     raw = (args.get("months") or "").strip()
     if raw:
-        if not raw.isdigit() or not 1 <= int(raw) <= analytics.MAX_MONTHS:
+        # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts
+        if not (raw.isdecimal() and len(raw) <= 4 and 1 <= int(raw) <= analytics.MAX_MONTHS):
             raise ValidationFailed({"months": ["value_is_invalid"]})
         months = int(raw)
     return analytics.AnalyticsFilters(

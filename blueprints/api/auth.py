@@ -15,12 +15,16 @@ from billing.services.organizations import (
     touch_api_key,
 )
 from blueprints.api import bp
+from blueprints.api.reference import PUBLIC_ENDPOINTS
+from blueprints.api.schemas import refuse_nul_characters
 from extensions import db, write_intent
 
 
 @bp.before_request
 def authenticate() -> None:
     """Resolve the API key to its organization or answer 401."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return  # the API's own description (blueprints/api/reference.py)
     # Like Lago, take the second space-separated token and ignore the scheme word.
     parts = request.headers.get("Authorization", "").split(" ")
     raw_key = parts[1] if len(parts) > 1 else ""
@@ -36,6 +40,10 @@ def authenticate() -> None:
             db.session.commit()
     g.api_key = api_key
     g.pop("organization", None)  # loaded for this key on first use
+
+
+# after authenticate: a wrong key is 401 before any input is looked at
+bp.before_request(refuse_nul_characters)
 
 
 def current_organization() -> Organization:

@@ -67,14 +67,21 @@ def _date(raw: str | None, name: str, errors: dict[str, list[str]]) -> date | No
         return None
 
 
+#: the range of a database BIGINT: amounts outside it cannot be compared in SQL
+_BIGINT = range(-(2**63), 2**63)
+
+
 def _integer(raw: str | None, name: str, errors: dict[str, list[str]]) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
+        value = None
+    if value is None or value not in _BIGINT:
         errors[name] = ["value_is_invalid"]
         return None
+    return value
 
 
 def _listed(result: Page[Invoice]) -> Response:
@@ -204,9 +211,12 @@ def past_usage(external_id: str) -> ResponseReturnValue:
     if metric_code is not None:
         metric_service.get_billable_metric(organization, metric_code)
     links = invoicing.customer_invoice_periods(customer, external_subscription_id)
-    periods_count = request.args.get("periods_count")
-    if periods_count and periods_count.isdigit() and int(periods_count) > 0:
-        links = links[: int(periods_count)]
+    raw_count = request.args.get("periods_count") or ""
+    # isdecimal, not isdigit: int() refuses digits such as "²" that isdigit accepts; a count
+    # of ten digits or more means all of them
+    periods_count = int(raw_count) if raw_count.isdecimal() and len(raw_count) < 10 else 0
+    if periods_count > 0:
+        links = links[:periods_count]
     page, per_page = pagination()
     result = Page(links[(page - 1) * per_page : page * per_page], len(links), page, per_page)
     usage_periods = [serialize_past_usage(link) for link in result.items]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app, request
 from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import NotFound as werkzeug_NotFound
 
 from billing.errors import NotFound, ValidationFailed
 from billing.services.customer_input import ACCOUNT_TYPES, CUSTOMER_TYPES
@@ -17,14 +18,38 @@ _METADATA_PARAM = re.compile(r"^metadata\[(.+)\]$")
 
 
 def json_body() -> Any:
-    """The request's JSON document; 400 for an empty or malformed body."""
+    """The request's JSON document; 400 for an empty or malformed body, or one with a NUL
+    character (PostgreSQL cannot store one in text: it was a 500 there)."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise BadRequest("request body is empty")
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise BadRequest("request body is not valid JSON") from None
+    if _has_nul(body):
+        raise BadRequest("request body contains a NUL character")
+    return body
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
+def refuse_nul_characters() -> None:
+    """A NUL character in a path or query parameter: 404 or 422 before any lookup, as
+    PostgreSQL cannot compare text with one (a 500 there). Runs after authentication."""
+    if any("\x00" in str(value) for value in (request.view_args or {}).values()):
+        raise werkzeug_NotFound()
+    bad = sorted({name for name, value in request.args.items(multi=True) if "\x00" in value})
+    if bad:
+        raise ValidationFailed({name: ["value_is_invalid"] for name in bad})
 
 
 def root_object(root: str) -> dict[str, Any]:
@@ -36,10 +61,15 @@ def root_object(root: str) -> dict[str, Any]:
     return value
 
 
+#: the last page a request may ask for: beyond it the offset would not fit a database integer
+#: (a page past the end is simply empty, so no caller loses anything)
+MAX_PAGE = 2**31 - 1
+
+
 def pagination() -> tuple[int, int]:
     """`page` (1-based) and `per_page` (default 100), forgiving like Lago's."""
     return (
-        _positive_int(request.args.get("page"), 1),
+        min(_positive_int(request.args.get("page"), 1), MAX_PAGE),
         min(
             _positive_int(request.args.get("per_page"), 100), current_app.config["API_PER_PAGE_MAX"]
         ),
