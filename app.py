@@ -44,6 +44,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # WeasyPrint narrates every step of every render at INFO
+    logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
     prepare_sqlite_file(app.config["SQLALCHEMY_DATABASE_URI"])
     import billing.models  # noqa: F401  (registers the models with the metadata)

@@ -983,6 +983,32 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "WebhookEndpoint": WEBHOOK_ENDPOINT,
     "WebhookEndpointInput": WEBHOOK_ENDPOINT_INPUT,
+    "Payment": obj(
+        lago_id=UUID,
+        invoice_ids=array(UUID),
+        invoice_numbers=array(STR),
+        amount_cents=INT,
+        amount_currency=CURRENCY,
+        payment_status=enum("succeeded", "failed", "refunded"),
+        type=enum("manual", "provider"),
+        reference=STR,
+        external_payment_id=N_STR,
+        created_at=DATETIME,
+        lago_customer_id=UUID,
+        external_customer_id=STR,
+        paid_at=N_DATETIME,
+        method=N_STR,
+        refunded_amount_cents=INT,
+        provider=N_STR,
+    ),
+    "PaymentInput": obj(
+        ("invoice_id", "amount_cents", "reference"),
+        invoice_id=UUID,
+        amount_cents={"type": "integer", "minimum": 1, "description": "At most what is due."},
+        reference={"type": "string", "maxLength": 40},
+        paid_at={**DATETIME, "description": "ISO 8601 date or date-time; absent means now."},
+        method=enum("bank_transfer", "card", "cash", "check", "direct_debit", "other"),
+    ),
     "ActivityLog": ACTIVITY_LOG,
     "GrossRevenue": obj(
         ["month", "amount_cents", "currency", "invoices_count"],
@@ -1507,6 +1533,69 @@ def _ops() -> list[Operation]:
             )
         )
 
+    add(
+        Operation(
+            "post",
+            "/invoices/{lago_id}/resend_email",
+            "Invoices",
+            "E-mail a finalized invoice again (PDF attached)",
+            one("invoice", R("Invoice")),
+            body=obj(to=array(STR), cc=array(STR), bcc=array(STR)),
+            body_optional=True,
+            not_allowed=True,
+            description="`to`, `cc` and `bcc` replace the customer's addresses for this "
+            "message. A draft or voided invoice is 405 `invalid_status`.",
+        )
+    )
+
+    # --- payments
+    payment_filters = (
+        *PAGINATION,
+        query("invoice_id", UUID),
+        query("external_customer_id"),
+    )
+    add(
+        Operation(
+            "post",
+            "/payments",
+            "Payments",
+            "Record a manual payment of a finalized invoice",
+            one("payment", R("Payment")),
+            body=body(
+                "payment",
+                R("PaymentInput"),
+                {"invoice_id": "1a901a90-1a90-1a90-1a90-1a901a901a90", "amount_cents": 5000,
+                 "reference": "Wire 2026-11-30"},
+            ),
+            not_allowed=True,
+            description="A payment above what is due is 422 `amount_cents: greater_than`; "
+            "a draft, voided or closed invoice is 405.",
+        )
+    )  # fmt: skip
+    add(
+        Operation(
+            "get",
+            "/payments",
+            "Payments",
+            "List payments (newest first)",
+            listed("payments", R("Payment")),
+            payment_filters,
+            validates=True,
+        )
+    )
+    add(
+        Operation(
+            "get",
+            "/payments/{lago_id}",
+            "Payments",
+            "Retrieve a payment",
+            one("payment", R("Payment")),
+        )
+    )
+    add(Operation("get", "/customers/{external_id}/payments", "Payments",
+                  "List a customer's payments", listed("payments", R("Payment")), PAGINATION,
+                  validates=True))  # fmt: skip
+
     # --- credit notes
     add(
         Operation(
@@ -1890,6 +1979,39 @@ HOOK_PATHS: dict[str, Any] = {
     }
 }
 
+_STRIPE_HOOK: dict[str, Any] = {
+    "tags": ["Inbound hooks"],
+    "summary": "Stripe's webhook: payments succeeded, failed and refunded (signed)",
+    "description": "Verified with the organization's Stripe signing secret (`Stripe-Signature`, "
+    "300 s tolerance). Without the organization id in the path, every organization with a "
+    "secret is tried. A verified event is always 200 (recorded, unmatched or ignored).",
+    "security": [],
+    "parameters": [{"name": "Stripe-Signature", "in": "header", "required": True, "schema": STR}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": ANY_OBJECT}}},
+    "responses": {
+        "200": {
+            "description": "The event was applied, or acknowledged.",
+            "content": {"application/json": {"schema": ANY_OBJECT}},
+        },
+        "400": {"$ref": "#/components/responses/BadRequest"},
+        "413": {
+            "description": "The body is over the limit.",
+            "content": {"application/json": {"schema": ref("ErrorAny")}},
+        },
+    },
+}
+HOOK_PATHS["/hooks/stripe"] = {"post": {**_STRIPE_HOOK, "operationId": "hooks_stripe"}}
+HOOK_PATHS["/hooks/stripe/{organization_id}"] = {
+    "post": {
+        **_STRIPE_HOOK,
+        "operationId": "hooks_stripe_organization",
+        "parameters": [
+            *_STRIPE_HOOK["parameters"],
+            {"name": "organization_id", "in": "path", "required": True, "schema": STR},
+        ],
+    }
+}
+
 RESPONSES: dict[str, Any] = {
     "BadRequest": {
         "description": "The body is not JSON, or its root key is missing.",
@@ -1995,7 +2117,8 @@ TAGS = [
     ("Plans", "Plans with their charges, charge filters and metadata."),
     ("Subscriptions", "A customer on a plan."),
     ("Events", "Usage events (idempotent by transaction_id)."),
-    ("Invoices", "Invoices: list, update, finalize, refresh, void, download."),
+    ("Invoices", "Invoices: list, update, finalize, refresh, void, download, e-mail."),
+    ("Payments", "Payments of finalized invoices, partial ones included."),
     ("Credit notes", "Credit, refund and offset amounts of finalized invoices."),
     ("Taxes", "Taxes applied to customers, plans, charges and add-ons."),
     ("Add-ons", "One-off items for one-off invoices."),
@@ -2005,7 +2128,7 @@ TAGS = [
     ("Analytics", "Monthly figures (not paginated)."),
     ("Activity logs", "The audit trail."),
     ("Meta", "This description."),
-    ("Inbound hooks", "Signed requests from your backend or CRM (outside /api/v1)."),
+    ("Inbound hooks", "Signed requests from your backend, CRM or Stripe (outside /api/v1)."),
 ]
 
 
