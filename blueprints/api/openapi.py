@@ -1083,6 +1083,23 @@ class Operation:
     extra_responses: dict[str, Any] = field(default_factory=dict)
 
 
+def member_ops(
+    path: str, tag: str, noun: str, root: str, schema: str, remove: str = "Delete"
+) -> list[Operation]:
+    """Retrieve, update (body: the `…Input` schema) and delete one object at `path`."""
+    return [
+        Operation(
+            method,
+            path,
+            tag,
+            f"{summary} {noun}",
+            one(root, ref(schema)),
+            body=body(root, ref(f"{schema}Input")) if method == "put" else None,
+        )
+        for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", remove))
+    ]
+
+
 def _ops() -> list[Operation]:
     R = ref
     ops: list[Operation] = []
@@ -1204,17 +1221,13 @@ def _ops() -> list[Operation]:
     add(Operation("get", "/billable_metrics", "Billable metrics", "List billable metrics",
                   listed("billable_metrics", R("BillableMetric")),
                   (*PAGINATION, SEARCH)))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Delete")):
-        add(
-            Operation(
-                method,
-                "/billable_metrics/{code}",
-                "Billable metrics",
-                f"{summary} a billable metric",
-                one("billable_metric", R("BillableMetric")),
-                body=body("billable_metric", R("BillableMetricInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops(
+        "/billable_metrics/{code}",
+        "Billable metrics",
+        "a billable metric",
+        "billable_metric",
+        "BillableMetric",
+    )
 
     # --- plans, charges, charge filters, metadata
     add(
@@ -1266,17 +1279,14 @@ def _ops() -> list[Operation]:
                   listed("charges", R("Charge")), PAGINATION))  # fmt: skip
     add(Operation("post", "/plans/{code}/charges", "Plans", "Add a charge to a plan",
                   one("charge", R("Charge")), body=body("charge", R("ChargeInput"))))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Remove")):
-        add(
-            Operation(
-                method,
-                "/plans/{code}/charges/{charge_code}",
-                "Plans",
-                f"{summary} a charge",
-                one("charge", R("Charge")),
-                body=body("charge", R("ChargeInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops(
+        "/plans/{code}/charges/{charge_code}",
+        "Plans",
+        "a charge",
+        "charge",
+        "Charge",
+        remove="Remove",
+    )
     filters_path = "/plans/{code}/charges/{charge_code}/filters"
     add(Operation("get", filters_path, "Plans", "List a charge's filters",
                   listed("filters", R("ChargeFilter")), PAGINATION))  # fmt: skip
@@ -1714,17 +1724,7 @@ def _ops() -> list[Operation]:
                             {"name": "VAT", "code": "vat_fr", "rate": "20.0"})))  # fmt: skip
     add(Operation("get", "/taxes", "Taxes", "List taxes", listed("taxes", R("Tax")),
                   (*PAGINATION, SEARCH)))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Delete")):
-        add(
-            Operation(
-                method,
-                "/taxes/{code}",
-                "Taxes",
-                f"{summary} a tax",
-                one("tax", R("Tax")),
-                body=body("tax", R("TaxInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops("/taxes/{code}", "Taxes", "a tax", "tax", "Tax")
 
     # --- add-ons
     add(Operation("post", "/add_ons", "Add-ons", "Create an add-on", one("add_on", R("AddOn")),
@@ -1733,17 +1733,7 @@ def _ops() -> list[Operation]:
                              "amount_currency": "EUR"})))  # fmt: skip
     add(Operation("get", "/add_ons", "Add-ons", "List add-ons", listed("add_ons", R("AddOn")),
                   (*PAGINATION, SEARCH)))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Delete")):
-        add(
-            Operation(
-                method,
-                "/add_ons/{code}",
-                "Add-ons",
-                f"{summary} an add-on",
-                one("add_on", R("AddOn")),
-                body=body("add_on", R("AddOnInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops("/add_ons/{code}", "Add-ons", "an add-on", "add_on", "AddOn")
 
     # --- coupons
     add(Operation("post", "/coupons", "Coupons", "Create a coupon", one("coupon", R("Coupon")),
@@ -1754,17 +1744,7 @@ def _ops() -> list[Operation]:
                   not_found=True))  # fmt: skip
     add(Operation("get", "/coupons", "Coupons", "List coupons", listed("coupons", R("Coupon")),
                   (*PAGINATION, SEARCH)))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Delete")):
-        add(
-            Operation(
-                method,
-                "/coupons/{code}",
-                "Coupons",
-                f"{summary} a coupon",
-                one("coupon", R("Coupon")),
-                body=body("coupon", R("CouponInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops("/coupons/{code}", "Coupons", "a coupon", "coupon", "Coupon")
     applied_filters = (
         *PAGINATION,
         query("status", enum("active", "terminated")),
@@ -1794,17 +1774,9 @@ def _ops() -> list[Operation]:
     add(Operation("get", "/wallets", "Wallets", "List wallets", listed("wallets", R("Wallet")),
                   (*PAGINATION, query("external_customer_id"), query("currency")),
                   not_found=True))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Terminate")):
-        add(
-            Operation(
-                method,
-                "/wallets/{lago_id}",
-                "Wallets",
-                f"{summary} a wallet",
-                one("wallet", R("Wallet")),
-                body=body("wallet", R("WalletInput")) if method == "put" else None,
-            )
-        )
+    ops += member_ops(
+        "/wallets/{lago_id}", "Wallets", "a wallet", "wallet", "Wallet", remove="Terminate"
+    )
     add(
         Operation(
             "post",
@@ -1856,19 +1828,13 @@ def _ops() -> list[Operation]:
     )
     add(Operation("get", "/webhook_endpoints", "Webhooks", "List webhook endpoints",
                   listed("webhook_endpoints", R("WebhookEndpoint")), PAGINATION))  # fmt: skip
-    for method, summary in (("get", "Retrieve"), ("put", "Update"), ("delete", "Delete")):
-        add(
-            Operation(
-                method,
-                "/webhook_endpoints/{lago_id}",
-                "Webhooks",
-                f"{summary} a webhook endpoint",
-                one("webhook_endpoint", R("WebhookEndpoint")),
-                body=body("webhook_endpoint", R("WebhookEndpointInput"))
-                if method == "put"
-                else None,
-            )
-        )
+    ops += member_ops(
+        "/webhook_endpoints/{lago_id}",
+        "Webhooks",
+        "a webhook endpoint",
+        "webhook_endpoint",
+        "WebhookEndpoint",
+    )
     add(Operation("get", "/webhooks/json_public_key", "Webhooks",
                   "Public key that checks `jwt` signatures",
                   one("webhook", obj(["public_key"], public_key=STR))))  # fmt: skip
