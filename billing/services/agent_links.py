@@ -18,9 +18,9 @@ from itsdangerous.timed import TimestampSigner
 from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
-from billing.errors import Conflict, DomainError, ValidationFailed
-from billing.models import Agent, AgentRole, EmailKind, Organization
-from billing.services import audit, mail
+from billing.errors import DomainError, ValidationFailed
+from billing.models import Agent, EmailKind, Organization
+from billing.services import audit, mail, organizations
 from billing.timeutil import now_utc
 from extensions import db
 
@@ -132,27 +132,11 @@ def invite_agent(
     name: str | None = None,
 ) -> Agent:
     """A new agent without a password yet, and the e-mail with the link to choose one."""
-    email = email.strip().lower()
-    errors: dict[str, list[str]] = {}
-    if not mail.valid_address(email):
-        errors["email"] = ["invalid_email_format"]
-    if role not in {r.value for r in AgentRole}:
-        errors["role"] = ["value_is_invalid"]
-    if errors:
-        raise ValidationFailed(errors)
-    if db.session.scalar(select(Agent.id).where(func.lower(Agent.email) == email)):
-        raise Conflict("email")
-    agent = Agent(
-        organization_id=organization.id,
-        email=email,
-        name=name,
-        role=AgentRole(role),
-        # nobody knows this password: the invitee chooses one through the link
-        password_hash=generate_password_hash(secrets.token_urlsafe(32)),
-        invited_at=now_utc(),
+    if not mail.valid_address(email.strip().lower()):
+        raise ValidationFailed({"email": ["invalid_email_format"]})
+    agent = organizations.add_agent(
+        organization, email, role, None, name=name, invited_at=now_utc()
     )
-    db.session.add(agent)
-    db.session.flush()
     audit.record_activity(
         organization_id=organization.id,
         actor=actor,
@@ -160,7 +144,7 @@ def invite_agent(
         resource_type="agent",
         resource_id=str(agent.lago_id),
         resource_label=agent.email,
-        changes={"email": [None, email], "role": [None, role]},
+        changes={"email": [None, agent.email], "role": [None, role]},
     )
     mail.queue_agent_email(agent, EmailKind.INVITATION)
     return agent

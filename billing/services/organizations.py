@@ -179,13 +179,37 @@ def create_agent(
     name: str | None = None,
 ) -> Agent:
     """A console user; e-mails are unique across organizations (an agent logs in with it)."""
+    agent = add_agent(organization, email, role, password, name=name)
+    audit.record_activity(
+        organization_id=organization.id,
+        actor=actor,
+        activity_type="agent.created",
+        resource_type="agent",
+        resource_id=str(agent.lago_id),
+        resource_label=agent.email,
+        changes={"email": [None, agent.email], "role": [None, role]},
+    )
+    return agent
+
+
+def add_agent(
+    organization: Organization,
+    email: str,
+    role: str,
+    password: str | None,
+    *,
+    name: str | None = None,
+    invited_at: datetime | None = None,
+) -> Agent:
+    """Check and insert an agent, without the audit record (the caller says how it came).
+    No password means nobody knows it yet: an invitee chooses one through a link."""
     email = email.strip().lower()
     errors: dict[str, list[str]] = {}
     if "@" not in email or len(email) > 255:
         errors["email"] = ["invalid_email_format"]
     if role not in {r.value for r in AgentRole}:
         errors["role"] = ["value_is_invalid"]
-    if len(password) < 8:
+    if password is not None and len(password) < 8:
         errors["password"] = ["value_is_too_short"]
     if errors:
         raise ValidationFailed(errors)
@@ -196,19 +220,11 @@ def create_agent(
         email=email,
         name=name,
         role=AgentRole(role),
-        password_hash=generate_password_hash(password),
+        password_hash=generate_password_hash(password or secrets.token_urlsafe(32)),
+        invited_at=invited_at,
     )
     db.session.add(agent)
     db.session.flush()
-    audit.record_activity(
-        organization_id=organization.id,
-        actor=actor,
-        activity_type="agent.created",
-        resource_type="agent",
-        resource_id=str(agent.lago_id),
-        resource_label=agent.email,
-        changes={"email": [None, email], "role": [None, role]},
-    )
     return agent
 
 
