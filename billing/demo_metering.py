@@ -146,36 +146,43 @@ class MeteringSummary:
 def _events_for(
     subscription: str, plan: str, start: datetime, now: datetime, rng: random.Random
 ) -> list[dict[str, Any]]:
-    """About a month of plausible usage for one subscription, oldest first."""
+    """About a month of plausible usage for one subscription, oldest first, up to this very
+    moment: the open period shows usage even minutes after it began (in any time zone)."""
     events: list[dict[str, Any]] = []
     first = max(start, now - timedelta(days=30))
     users = [f"user-{n}" for n in range(rng.randint(4, 14))]
+
+    def add(code: str, properties: dict[str, Any], at: datetime, spread: int) -> None:
+        at = min(at + timedelta(seconds=rng.randint(0, spread)), now)
+        events.append({
+            "transaction_id": f"demo-{subscription}-{code}-{len(events)}",
+            "external_subscription_id": subscription, "code": code,
+            "timestamp": round(at.timestamp(), 3), "properties": properties,
+        })  # fmt: skip
+
+    def usage(day: int, at: datetime, spread: int, busy: bool) -> None:
+        """A day's usage from `at` (spread over `spread` seconds); not busy: one of each."""
+        if plan != "marketplace":
+            for _ in range(rng.randint(20, 70) if busy else 1):
+                add("api_calls", {"endpoint": rng.choice(["/v1/orders", "/v1/search"])}, at, spread)
+            add("storage_gb", {"gb": str(round(40 + day * rng.uniform(1, 4), 1))}, at, spread)
+        if plan.startswith(("growth", "enterprise")):
+            for user in rng.sample(users, k=min(len(users), rng.randint(1, 5) if busy else 1)):
+                add("seats", {"user_id": user}, at, spread)
+        if plan.startswith("growth"):
+            for _ in range(rng.randint(2, 8) if busy else 1):
+                hours = str(round(rng.uniform(0.2, 4), 2))
+                region = rng.choice(["eu-west", "us-east"])
+                add("compute_hours", {"hours": hours, "region": region}, at, spread)
+        if plan == "marketplace":
+            for _ in range(rng.randint(10, 30) if busy else 1):
+                add("payments", {"amount": str(round(rng.uniform(12, 480), 2))}, at, spread)
+
     day = 0
     while (moment := first + timedelta(days=day)) < now:
         day += 1
-
-        def add(code: str, properties: dict[str, Any], at: datetime = moment) -> None:
-            at = min(at + timedelta(seconds=rng.randint(0, 86_000)), now)
-            events.append({
-                "transaction_id": f"demo-{subscription}-{code}-{len(events)}",
-                "external_subscription_id": subscription, "code": code,
-                "timestamp": round(at.timestamp(), 3), "properties": properties,
-            })  # fmt: skip
-
-        if plan != "marketplace":
-            for _ in range(rng.randint(20, 70)):
-                add("api_calls", {"endpoint": rng.choice(["/v1/orders", "/v1/search"])})
-            add("storage_gb", {"gb": str(round(40 + day * rng.uniform(1, 4), 1))})
-        if plan.startswith(("growth", "enterprise")):
-            for user in rng.sample(users, k=min(len(users), rng.randint(1, 5))):
-                add("seats", {"user_id": user})
-        if plan.startswith("growth"):
-            for _ in range(rng.randint(2, 8)):
-                add("compute_hours", {"hours": str(round(rng.uniform(0.2, 4), 2)),
-                                      "region": rng.choice(["eu-west", "us-east"])})  # fmt: skip
-        if plan == "marketplace":
-            for _ in range(rng.randint(10, 30)):
-                add("payments", {"amount": str(round(rng.uniform(12, 480), 2))})
+        usage(day, moment, 86_000, busy=True)
+    usage(day, now, 0, busy=False)
     events.sort(key=lambda event: event["timestamp"])
     return events
 
