@@ -512,6 +512,27 @@ def test_the_language_follows_customer_then_organization_and_is_switchable(
     assert "Rechnungen" in text(client.get(link(german) + "?lang=klingon"))
 
 
+def test_labels_defined_once_are_shown_in_each_visits_language(
+    client: Any, org: Any, clock: Any
+) -> None:
+    """The invoice filters and the field errors are made at import: each visit reads its own."""
+    customer = factories.make_customer(org, name="Kept", document_locale="en")
+    path = link(customer)
+    french = text(client.get(path + "invoices?lang=fr"))
+    assert all(label in french for label in ("Toutes", "Payée", "Non payée", "En retard"))
+    german = text(client.get(path + "invoices?lang=de"))
+    assert all(label in german for label in ("Alle", "Bezahlt", "Unbezahlt", "Überfällig"))
+    assert "Unpaid" in text(client.get(path + "invoices"))  # the customer's own language again
+    response = client.post(
+        path + "details?lang=fr",
+        data={"nonce": _nonce(client, path), "name": "x" * 300, "country": "XX"},
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert re.search(r'id="e-name">[^<]*C&#39;est trop long\.', html)
+    assert "Choisissez un pays dans la liste." in html
+
+
 # --- prepaid credits and credit notes ------------------------------------------------------------
 
 
