@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from billing import pdf
 from billing.models import ActivityLog, OutboxEvent
 from billing.services import portal as portal_service
 from extensions import db
@@ -510,6 +511,21 @@ def test_the_language_follows_customer_then_organization_and_is_switchable(
     assert re.search(r'href="/portal/[^"]+/invoices\?lang=sv"', html)  # carried in links
     assert '<html lang="sv">' in html
     assert "Rechnungen" in text(client.get(link(german) + "?lang=klingon"))
+
+
+@pytest.mark.parametrize("locale", pdf.LOCALES)
+def test_every_portal_page_is_shown_in_every_locale(
+    client: Any, org: Any, clock: Any, acme: Any, billed: Any, locale: str
+) -> None:
+    catalog = pdf.translations(locale)
+    for page in ("", "invoices", "usage", "details"):
+        response = client.get(f"{link(acme)}{page}?lang={locale}")
+        assert response.status_code == 200, page
+        html = response.get_data(as_text=True)
+        assert f'<html lang="{locale}">' in html
+        for label in ("Overview", "Invoices", "Usage", "Billing details"):
+            assert f">{catalog.gettext(label)}</a>" in html, (page, label)
+        assert locale == "en" or ">Billing details</a>" not in html
 
 
 def test_labels_defined_once_are_shown_in_each_visits_language(
