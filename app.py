@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from config import INSTANCE_DIR, Config, engine_options
 from extensions import (
     SQLITE_BUSY_TIMEOUT_MS,
+    babel,
     csrf,
     db,
     login_manager,
@@ -65,6 +66,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from blueprints.filters import register_filters
     from blueprints.hooks import bp as hooks_bp
     from blueprints.portal import bp as portal_bp
+    from blueprints.portal import visit_locale
+
+    # gettext in views and templates (`_()`, `{% trans %}`): the portal's pages in the visit's
+    # language, every other page in the default one (English)
+    babel.init_app(app, locale_selector=visit_locale)
 
     # The API authenticates every request with its Bearer key; no cookie, so no CSRF.
     csrf.exempt(api_bp)

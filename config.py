@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
+#: the gettext catalogs (`<locale>/LC_MESSAGES/messages.po`, compiled to .mo at install)
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 
 
 def normalize_database_url(url: str) -> str:
@@ -48,6 +50,10 @@ class Config:
         self.WEBHOOK_RETRY_HOURS = float(env.get("WEBHOOK_RETRY_HOURS") or 24)
         self.MAIL_TIMEOUT_SECONDS = float(env.get("MAIL_TIMEOUT_SECONDS") or 10)
         self.MAIL_RETRY_HOURS = float(env.get("MAIL_RETRY_HOURS") or 24)
+        #: Flask-Babel (the portal): English unless the portal picks the visit's language
+        self.BABEL_DEFAULT_LOCALE = "en"
+        self.BABEL_DOMAIN = "messages"
+        self.BABEL_TRANSLATION_DIRECTORIES = str(TRANSLATIONS_DIR)
         #: seconds a customer portal link stays valid
         self.PORTAL_TOKEN_MAX_AGE = int(env.get("PORTAL_TOKEN_MAX_AGE") or 12 * 3600)
         #: how many reverse proxies in front of Ledgerline set X-Forwarded-For/-Proto/-Host/-Port

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from billing import pdf
 from billing.models import ActivityLog, OutboxEvent
 from billing.services import portal as portal_service
 from extensions import db
@@ -510,6 +511,42 @@ def test_the_language_follows_customer_then_organization_and_is_switchable(
     assert re.search(r'href="/portal/[^"]+/invoices\?lang=sv"', html)  # carried in links
     assert '<html lang="sv">' in html
     assert "Rechnungen" in text(client.get(link(german) + "?lang=klingon"))
+
+
+@pytest.mark.parametrize("locale", pdf.LOCALES)
+def test_every_portal_page_is_shown_in_every_locale(
+    client: Any, org: Any, clock: Any, acme: Any, billed: Any, locale: str
+) -> None:
+    catalog = pdf.translations(locale)
+    for page in ("", "invoices", "usage", "details"):
+        response = client.get(f"{link(acme)}{page}?lang={locale}")
+        assert response.status_code == 200, page
+        html = response.get_data(as_text=True)
+        assert f'<html lang="{locale}">' in html
+        for label in ("Overview", "Invoices", "Usage", "Billing details"):
+            assert f">{catalog.gettext(label)}</a>" in html, (page, label)
+        assert locale == "en" or ">Billing details</a>" not in html
+
+
+def test_labels_defined_once_are_shown_in_each_visits_language(
+    client: Any, org: Any, clock: Any
+) -> None:
+    """The invoice filters and the field errors are made at import: each visit reads its own."""
+    customer = factories.make_customer(org, name="Kept", document_locale="en")
+    path = link(customer)
+    french = text(client.get(path + "invoices?lang=fr"))
+    assert all(label in french for label in ("Toutes", "Payée", "Non payée", "En retard"))
+    german = text(client.get(path + "invoices?lang=de"))
+    assert all(label in german for label in ("Alle", "Bezahlt", "Unbezahlt", "Überfällig"))
+    assert "Unpaid" in text(client.get(path + "invoices"))  # the customer's own language again
+    response = client.post(
+        path + "details?lang=fr",
+        data={"nonce": _nonce(client, path), "name": "x" * 300, "country": "XX"},
+    )
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert re.search(r'id="e-name">[^<]*C&#39;est trop long\.', html)
+    assert "Choisissez un pays dans la liste." in html
 
 
 # --- prepaid credits and credit notes ------------------------------------------------------------

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from babel.support import NullTranslations
 from flask import Blueprint, Flask, Response, current_app, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface, SessionMixin
 from flask.typing import ResponseReturnValue
+from flask_babel import refresh
 from werkzeug.wrappers import Request
 
 from billing.models import Organization
-from billing.pdf import babel_locale, translations
+from billing.pdf import babel_locale
 from billing.services import portal as portal_service
 from extensions import db, write_intent
 
@@ -30,35 +30,9 @@ PORTAL_CSP = (
 )
 
 
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translate later"
-    """Mark a string for extraction; `gettext` translates it where it is shown."""
-    return message
-
-
-def gettext(message: str, **variables: Any) -> str:
-    """`message` in the visit's language (English outside a portal request)."""
-    catalog = g.get("portal_translations") or NullTranslations()
-    text = catalog.gettext(message)
-    return text % variables if variables else text
-
-
-_ = gettext
-
-
-def _ngettext(singular: str, plural: str, count: int) -> str:
-    catalog = g.get("portal_translations") or NullTranslations()
-    return catalog.ngettext(singular, plural, count)
-
-
 @bp.record_once
 def _install(state: Any) -> None:
-    app: Flask = state.app
-    # The portal's templates use {% trans %} / _(); the callables read the visit's catalog.
-    app.jinja_env.add_extension("jinja2.ext.i18n")
-    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-        lambda message: gettext(message), _ngettext, newstyle=True
-    )
-    app.session_interface = NoPortalSessionInterface()
+    state.app.session_interface = NoPortalSessionInterface()
 
 
 class NoPortalSessionInterface(SecureCookieSessionInterface):
@@ -116,13 +90,20 @@ def _open_link() -> ResponseReturnValue | None:
 
 
 def use_locale(locale: str | None, organization: Organization | None) -> None:
+    """Translate the rest of the request into `locale` (None: the organization's, English)."""
     if locale is None:
         locale = (organization.document_locale if organization else None) or "en"
         if locale not in portal_service.LOCALES:
             locale = "en"
     g.portal_locale = locale
-    g.portal_babel_locale = babel_locale(locale)
-    g.portal_translations = translations(locale)
+    refresh()  # Flask-Babel asks visit_locale() again (the details form may change it)
+
+
+def visit_locale() -> str | None:
+    """Flask-Babel's locale selector: the portal visit's language once its link is checked
+    (pt-BR → pt_BR), None (the default, English) on every other page."""
+    locale = g.get("portal_locale")
+    return babel_locale(locale) if locale else None
 
 
 def _log_visit(access: portal_service.PortalAccess) -> None:

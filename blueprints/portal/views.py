@@ -12,6 +12,8 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 from flask import Response, abort, current_app, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale, lazy_gettext
+from flask_babel import gettext as _
 
 from billing.errors import NotFound, ValidationFailed
 from billing.models import Customer, Invoice
@@ -24,7 +26,7 @@ from billing.services import portal as portal_service
 from billing.services import usage as usage_service
 from billing.timeutil import now_utc
 from blueprints.console.subscriptions import UsageChart, usage_charts
-from blueprints.portal import N_, _, bp, use_locale
+from blueprints.portal import bp, use_locale
 from extensions import db
 
 #: the language switcher and the document-language field show each language in itself
@@ -32,22 +34,24 @@ LANGUAGE_NAMES = {
     code: Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_")).title()
     for code in LOCALES
 }
-#: field error codes of the customer service → what the customer reads
+#: field error codes of the customer service → what the customer reads (translated when shown)
 FIELD_ERRORS = {
-    "value_is_too_long": N_("This is too long."),
-    "invalid_email_format": N_("Enter a valid e-mail address (several: separated by commas)."),
-    "not_a_valid_country_code": N_("Choose a country from the list."),
-    "not_a_valid_language_code": N_("Choose a language from the list."),
+    "value_is_too_long": lazy_gettext("This is too long."),
+    "invalid_email_format": lazy_gettext(
+        "Enter a valid e-mail address (several: separated by commas)."
+    ),
+    "not_a_valid_country_code": lazy_gettext("Choose a country from the list."),
+    "not_a_valid_language_code": lazy_gettext("Choose a language from the list."),
 }
 #: the pages the language switcher keeps the visitor on
 PAGES = ("portal.overview", "portal.invoices", "portal.usage", "portal.details")
 #: any other field error code
-INVALID_VALUE = N_("This value is not valid.")
+INVALID_VALUE = lazy_gettext("This value is not valid.")
 FILTER_LABELS = {
-    "": N_("All"),
-    "paid": N_("Paid"),
-    "unpaid": N_("Unpaid"),
-    "overdue": N_("Overdue"),
+    "": lazy_gettext("All"),
+    "paid": lazy_gettext("Paid"),
+    "unpaid": lazy_gettext("Unpaid"),
+    "overdue": lazy_gettext("Overdue"),
 }
 
 
@@ -59,13 +63,18 @@ def _customer() -> Customer:
     return _access().customer
 
 
+def babel_code() -> str:
+    """The visit's language as Babel names it (pt_BR), for dates, numbers and country names."""
+    return str(get_locale() or "en")
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    code = g.get("portal_babel_locale", "en")
+    code = babel_code()
 
     def money(cents: int, currency: str) -> str:
         return format_money(cents, currency, code)
@@ -201,7 +210,7 @@ def usage() -> ResponseReturnValue:
                     local_date(summary.period.start, timezone),
                     local_date(summary.period.inclusive_end, timezone),
                 ),
-                charts=usage_charts(summary, today, g.portal_babel_locale),
+                charts=usage_charts(summary, today, babel_code()),
             )
         )
     return render_template("portal/usage.html", active="usage", views=views)
@@ -215,7 +224,7 @@ def _details_of(customer: Customer) -> dict[str, str]:
 
 
 def _countries() -> list[tuple[str, str]]:
-    names = Locale.parse(g.portal_babel_locale).territories
+    names = Locale.parse(babel_code()).territories
     return sorted(((c, names.get(c, c)) for c in country_codes()), key=lambda item: item[1])
 
 
@@ -265,7 +274,7 @@ def _field_errors(details: dict[str, Any]) -> dict[str, list[str]]:
     for key, codes in details.items():
         field = key if key in portal_service.EDITABLE_FIELDS else "name"
         for code in codes if isinstance(codes, list) else [codes]:
-            message = _(FIELD_ERRORS.get(code, INVALID_VALUE))
+            message = str(FIELD_ERRORS.get(code, INVALID_VALUE))
             errors.setdefault(field, []).append(message)
     return errors
 
