@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from billing.models import ActivityLog, WebhookDelivery, WebhookEndpoint
 from billing.serializers import serialize_customer
-from billing.services import outbox, webhooks
+from billing.services import events, outbox, wallets, webhooks
 from extensions import db
 from tests import factories
 
@@ -135,3 +135,31 @@ def test_deliveries_about_a_customer_show_on_its_activity_tab(agent_client: Any,
     page = agent_client.get(f"/customers/{customer.lago_id}/activity")
     assert "Webhooks about this customer" in page.text
     assert "customer.updated" in page.text
+
+
+def test_wallet_transaction_and_event_error_deliveries_reach_the_customer(
+    agent_client: Any, org: Any
+) -> None:
+    webhooks.create_endpoint(org, {"webhook_url": "https://a.example.com"}, factories.TEST_ACTOR)
+    customer = factories.make_customer(org, currency="EUR")
+    subscription = factories.make_subscription(org, customer)
+    wallets.create_wallet(
+        org,
+        {"external_customer_id": customer.external_id, "rate_amount": "1", "granted_credits": "5"},
+        factories.TEST_ACTOR,
+    )
+    events.ingest_event(
+        org,
+        {
+            "transaction_id": "t-1",
+            "external_subscription_id": subscription.external_id,
+            "code": "no_such_metric",
+        },
+    )
+    db.session.commit()
+    webhooks.dispatch_outbox()
+    db.session.commit()
+    page = agent_client.get(f"/customers/{customer.lago_id}/activity")
+    deliveries = page.text.split("Webhooks about this customer", 1)[1]
+    for event_type in ("wallet_transaction.created", "event.error"):
+        assert f'<code class="code-chip">{event_type}</code>' in deliveries
