@@ -197,7 +197,7 @@ def test_unauthenticated_requests_are_401_and_store_nothing(
     elif tamper == "stale":
         kwargs["timestamp"] = int(time.time()) - 301
     elif tamper == "future":
-        kwargs["timestamp"] = int(time.time()) + 301
+        kwargs["timestamp"] = int(time.time()) + 310  # +301 is within tolerance once a second ticks
     elif tamper == "organization":
         kwargs["organization"] = str(factories.make_organization().lago_id)
     elif tamper == "unknown organization":
@@ -252,4 +252,24 @@ def test_field_errors_are_lago_422(client: Any, org: Any) -> None:
 def test_missing_delivery_id_is_400(client: Any, org: Any) -> None:
     response = send(client, org, {"customer": {"name": "x"}}, delivery="")
     assert response.status_code == 400
+    assert customers(org) == []
+    assert inbound_log(org) == []  # nothing to key the log on
+
+
+def inbound_log(org: Any) -> list[tuple[str, int]]:
+    rows = db.session.scalars(
+        select(InboundDelivery).where(InboundDelivery.organization_id == org.id)
+    )
+    return [(row.delivery_id, row.response_status) for row in rows]
+
+
+def test_a_signed_body_that_is_not_json_is_logged_and_answered_again(client: Any, org: Any) -> None:
+    assert send(client, org, None, raw=b"nope", secret="wrong").status_code == 401
+    assert inbound_log(org) == []  # never for an unauthenticated request
+    first = send(client, org, None, raw=b"{truncated", delivery="crm-1")
+    assert first.status_code == 400
+    assert first.get_json() == {"status": 400, "error": "BadRequest: the body is not JSON"}
+    again = send(client, org, {"customer": {"name": "Fixed"}}, delivery="crm-1")
+    assert (again.status_code, again.get_json()) == (400, first.get_json())
+    assert inbound_log(org) == [("crm-1", 400)]
     assert customers(org) == []
