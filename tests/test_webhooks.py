@@ -10,7 +10,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -22,7 +22,8 @@ from sqlalchemy import func, select, update
 
 from billing.models import ActivityLog, DeliveryStatus, OutboxEvent, WebhookDelivery
 from billing.services import outbox, webhooks
-from billing.timeutil import now_utc
+from billing.timeutil import now_utc, set_clock
+from config import Config
 from extensions import db
 from tests import factories
 
@@ -71,6 +72,14 @@ def quiet_outbox(db_session: Any) -> None:
         .values(status=DeliveryStatus.FAILED)
     )
     db.session.commit()
+
+
+@pytest.fixture
+def clock(db_session: Any) -> Iterator[list[datetime]]:
+    now = [datetime(2024, 1, 1, tzinfo=UTC)]
+    set_clock(lambda: now[0])
+    yield now
+    set_clock(None)
 
 
 @pytest.fixture
@@ -317,6 +326,55 @@ def test_unreachable_receiver_fails_after_the_retry_window(api_client: Any, app:
     db.session.commit()
     assert webhooks.deliver_due() == 1
     assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
+
+
+def test_backoff_doubles_from_30_seconds_up_to_two_hours() -> None:
+    waits = [webhooks.backoff(n).total_seconds() for n in range(1, 11)]
+    assert waits == [30, 60, 120, 240, 480, 960, 1920, 3840, 7200, 7200]
+
+
+def test_timeout_and_retry_window_come_from_the_environment() -> None:
+    assert (Config({}).WEBHOOK_TIMEOUT_SECONDS, Config({}).WEBHOOK_RETRY_HOURS) == (10, 24)
+    configured = Config({"WEBHOOK_TIMEOUT_SECONDS": "3", "WEBHOOK_RETRY_HOURS": "1"})
+    assert (configured.WEBHOOK_TIMEOUT_SECONDS, configured.WEBHOOK_RETRY_HOURS) == (3, 1)
+
+
+@pytest.mark.parametrize(("retry_hours", "attempts"), [(None, 19), (1, 7)])
+def test_retries_back_off_until_the_retry_window_closes(
+    api_client: Any,
+    app: Any,
+    clock: list[datetime],
+    monkeypatch: pytest.MonkeyPatch,
+    retry_hours: int | None,
+    attempts: int,
+) -> None:
+    """Failing every time, with a frozen clock moved to each retry: the waits follow the backoff
+    and the delivery fails at the first retry that would fall after the window (24 h by
+    default: 19 attempts; 1 h: 7). Each request is sent with the 10 s timeout."""
+    if retry_hours is not None:
+        monkeypatch.setitem(app.config, "WEBHOOK_RETRY_HOURS", retry_hours)
+    create(api_client, webhook_url="https://backend.example.com/hooks", signature_algo="hmac")
+    api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
+    webhooks.dispatch_outbox()
+    (delivery,) = deliveries()
+    timeouts: list[Any] = []
+
+    def answer_500(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(500)
+
+    waits = []
+    with httpx.Client(transport=httpx.MockTransport(answer_500)) as http:
+        while delivery.status != DeliveryStatus.FAILED:
+            assert webhooks.deliver_due(client=http) == 1
+            if delivery.next_attempt_at is not None:
+                waits.append(delivery.next_attempt_at - clock[0])
+                clock[0] = delivery.next_attempt_at
+    assert delivery.attempts == attempts
+    assert waits == [webhooks.backoff(n) for n in range(1, attempts)]
+    window = timedelta(hours=retry_hours or 24)
+    assert clock[0] - delivery.created_at <= window < sum(waits, webhooks.backoff(attempts))
+    assert {t["read"] for t in timeouts} == {10}
 
 
 def test_a_sender_dying_mid_flight_loses_nothing(api_client: Any, receiver: Receiver) -> None:
