@@ -20,12 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import func, select, update
 
-from billing.models import ActivityLog, DeliveryStatus, OutboxEvent, WebhookDelivery
-from billing.services import outbox, webhooks
+from billing.models import ActivityLog, CreditNote, DeliveryStatus, OutboxEvent, WebhookDelivery
+from billing.services import documents, invoicing, outbox, webhooks
 from billing.timeutil import now_utc, set_clock
 from config import Config
 from extensions import db
 from tests import factories
+from tests.test_inbound_hooks import send as send_inbound
 
 URL = "/api/v1/webhook_endpoints"
 
@@ -432,3 +433,98 @@ def test_every_emitted_type_is_known_and_delivered(
 def test_the_outbox_refuses_an_unlisted_type(org: Any) -> None:
     with pytest.raises(ValueError, match="WEBHOOK_TYPES"):
         outbox.emit(org.id, "customer.exploded", "customer", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Real actions
+
+
+def test_the_loop_closes_a_crm_customer_goes_out_as_customer_created(
+    client: Any, org: Any, receiver: Receiver
+) -> None:
+    webhooks.create_endpoint(
+        org,
+        {
+            "webhook_url": receiver.url,
+            "signature_algo": "hmac",
+            "event_types": ["customer.created"],
+        },
+        factories.TEST_ACTOR,
+    )
+    db.session.commit()
+    company = {"objectType": "company", "objectId": 31337, "properties": {"name": "Pied Piper"}}
+    answer = send_inbound(client, org, company, delivery="crm-evt-1")
+    assert answer.status_code == 201
+    assert webhooks.dispatch_outbox() == 1
+    assert webhooks.deliver_due() == 1
+    (request,) = receiver.requests
+    headers, body = request["headers"], request["body"]
+    verify_ledgerline(headers["X-Ledgerline-Signature"], body, org.webhook_secret)
+    digest = hmac.new(org.webhook_secret.encode(), body.encode(), hashlib.sha256).digest()
+    assert headers["X-Lago-Signature"] == base64.b64encode(digest).decode()
+    payload = json.loads(body)
+    assert payload["webhook_type"] == "customer.created"
+    assert payload["customer"]["lago_id"] == answer.get_json()["customer"]["lago_id"]
+    assert payload["customer"]["name"] == "Pied Piper"
+    assert payload["customer"]["integration_customers"][0]["external_customer_id"] == "31337"
+
+
+def test_drafting_voiding_and_a_credit_note_pdf_are_delivered(
+    api_client: Any, org: Any, clock: list[datetime], receiver: Receiver
+) -> None:
+    announced = [
+        "invoice.drafted",
+        "invoice.voided",
+        "credit_note.created",
+        "credit_note.generated",
+    ]
+    create(api_client, webhook_url=receiver.url, signature_algo="hmac", event_types=announced)
+    customer = factories.make_customer(
+        org, currency="EUR", billing_configuration={"invoice_grace_period": 3}
+    )
+    plan = factories.make_plan(org, charges=[])
+    factories.make_subscription(org, customer, plan, subscription_at="2024-01-01T00:00:00Z")
+    clock[0] = datetime(2024, 2, 1, 0, 0, 10, tzinfo=UTC)
+    invoicing.close_periods(organization_id=org.id)
+    (invoice,) = factories.invoices_of(org)
+    assert invoice.status == "draft"  # the grace period
+    invoice_id = str(invoice.lago_id)
+    assert api_client.put(f"/api/v1/invoices/{invoice_id}/finalize").status_code == 200
+    (fee,) = invoice.fees
+    note = api_client.post(
+        "/api/v1/credit_notes",
+        json={
+            "credit_note": {
+                "invoice_id": invoice_id,
+                "reason": "other",
+                "items": [{"fee_id": str(fee.lago_id), "amount_cents": 100}],
+                "credit_amount_cents": 100,
+                "refund_amount_cents": 0,
+            }
+        },
+    )
+    assert note.status_code == 200, note.get_json()
+    note_id = note.get_json()["credit_note"]["lago_id"]
+    documents.generate_pdf(
+        "credit_note",
+        db.session.scalars(select(CreditNote).where(CreditNote.organization_id == org.id)).one(),
+    )
+    db.session.commit()
+    assert api_client.post(f"/api/v1/invoices/{invoice_id}/void").status_code == 200
+
+    while webhooks.dispatch_outbox():
+        pass
+    while webhooks.deliver_due():
+        pass
+    received = []
+    for request in receiver.requests:
+        payload = json.loads(request["body"])
+        received.append((payload["webhook_type"], payload[payload["object_type"]]["lago_id"]))
+    assert sorted(received) == sorted(
+        [
+            ("invoice.drafted", invoice_id),
+            ("invoice.voided", invoice_id),
+            ("credit_note.created", note_id),
+            ("credit_note.generated", note_id),
+        ]
+    )
