@@ -10,9 +10,10 @@ from sqlalchemy import select
 
 from billing.models import ActivityLog, WebhookDelivery, WebhookEndpoint
 from billing.serializers import serialize_customer
-from billing.services import outbox, webhooks
+from billing.services import events, outbox, wallets, webhooks
 from extensions import db
 from tests import factories
+from tests.test_inbound_hooks import send
 
 URL = "/settings/webhooks"
 
@@ -135,3 +136,64 @@ def test_deliveries_about_a_customer_show_on_its_activity_tab(agent_client: Any,
     page = agent_client.get(f"/customers/{customer.lago_id}/activity")
     assert "Webhooks about this customer" in page.text
     assert "customer.updated" in page.text
+
+
+def test_wallet_transaction_and_event_error_deliveries_reach_the_customer(
+    agent_client: Any, org: Any
+) -> None:
+    webhooks.create_endpoint(org, {"webhook_url": "https://a.example.com"}, factories.TEST_ACTOR)
+    customer = factories.make_customer(org, currency="EUR")
+    subscription = factories.make_subscription(org, customer)
+    wallets.create_wallet(
+        org,
+        {"external_customer_id": customer.external_id, "rate_amount": "1", "granted_credits": "5"},
+        factories.TEST_ACTOR,
+    )
+    events.ingest_event(
+        org,
+        {
+            "transaction_id": "t-1",
+            "external_subscription_id": subscription.external_id,
+            "code": "no_such_metric",
+        },
+    )
+    db.session.commit()
+    webhooks.dispatch_outbox()
+    db.session.commit()
+    page = agent_client.get(f"/customers/{customer.lago_id}/activity")
+    deliveries = page.text.split("Webhooks about this customer", 1)[1]
+    for event_type in ("wallet_transaction.created", "event.error"):
+        assert f'<code class="code-chip">{event_type}</code>' in deliveries
+
+
+def row(page: Any, row_id: str) -> str:
+    match = re.search(rf'<tr id="{row_id}">(.*?)</tr>', page.text, re.S)
+    assert match, row_id
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", match.group(1))).strip()
+
+
+def test_a_delivered_row_shows_status_attempts_response_and_time(
+    agent_client: Any, org: Any
+) -> None:
+    endpoint = webhooks.create_endpoint(
+        org, {"webhook_url": "https://a.example.com/h"}, factories.TEST_ACTOR
+    )
+    delivery = webhooks.send_test(org, endpoint, factories.TEST_ACTOR)
+    db.session.commit()
+    webhooks.record(webhooks.Attempt(delivery.id, 503, 1200, "HTTP 503"))
+    failed_once = row(agent_client.get(f"{URL}/{endpoint.lago_id}"), f"delivery-{delivery.lago_id}")
+    assert "retrying" in failed_once and "HTTP 503 1200 ms" in failed_once
+    webhooks.record(webhooks.Attempt(delivery.id, 200, 87, None))
+    shown = row(agent_client.get(f"{URL}/{endpoint.lago_id}"), f"delivery-{delivery.lago_id}")
+    assert shown.startswith("webhook.test succeeded 2 HTTP 200 87 ms"), shown
+
+
+def test_inbound_deliveries_are_listed(agent_client: Any, client: Any, org: Any) -> None:
+    assert send(client, org, {"customer": {"name": "Acme"}}, delivery="crm-41").status_code == 201
+    assert send(client, org, None, raw=b"{oops", delivery="crm-42").status_code == 400
+    page = agent_client.get(URL)
+    table = page.text.split("Inbound deliveries", 1)[1]
+    created = re.search(r"crm-41</td>(.*?)</tr>", table, re.S)
+    refused = re.search(r"crm-42</td>(.*?)</tr>", table, re.S)
+    assert created and "HTTP 201" in created.group(1) and ">Acme</a>" in created.group(1)
+    assert refused and "HTTP 400" in refused.group(1) and "not JSON" in refused.group(1)

@@ -104,6 +104,71 @@ def test_hubspot_company_is_matched_by_its_crm_id(client: Any, org: Any) -> None
     assert [i.integration_type for i in customer.integration_customers] == ["hubspot"]
 
 
+def test_hubspot_contact_is_mapped_to_a_person(client: Any, org: Any) -> None:
+    contact = {
+        "objectType": "contact",
+        "objectId": 501,
+        "properties": {"firstname": "Ada", "lastname": "Lovelace", "email": "ada@example.com"},
+    }
+    response = send(client, org, contact)
+    assert response.status_code == 201, response.get_json()
+    shown = response.get_json()["customer"]
+    assert (shown["firstname"], shown["lastname"], shown["email"]) == (
+        "Ada",
+        "Lovelace",
+        "ada@example.com",
+    )
+    assert shown["integration_customers"][0]["external_customer_id"] == "501"
+
+
+@pytest.mark.parametrize(
+    ("with_external_id", "without"),
+    [
+        (
+            {"attributes": {"type": "Account"}, "Id": "001Dn00000XYZ", "Name": "Hooli",
+             "Ledgerline_External_Id__c": "hooli"},
+            {"attributes": {"type": "Account"}, "Id": "001Dn00000XYZ", "Name": "Hooli XYZ"},
+        ),
+        (
+            {"objectType": "company", "objectId": 77,
+             "properties": {"name": "Hooli", "ledgerline_external_id": "hooli"}},
+            {"objectType": "company", "objectId": 77, "properties": {"name": "Hooli XYZ"}},
+        ),
+    ],
+    ids=["salesforce", "hubspot"],
+)  # fmt: skip
+def test_a_crm_record_sent_with_then_without_its_external_id_stays_one_customer(
+    client: Any, org: Any, with_external_id: dict[str, Any], without: dict[str, Any]
+) -> None:
+    assert send(client, org, with_external_id).status_code == 201
+    later = send(client, org, without, delivery="d-2")
+    assert later.status_code == 200, later.get_json()
+    assert later.get_json()["customer"]["external_id"] == "hooli"
+    (customer,) = customers(org)
+    assert (customer.external_id, customer.name) == ("hooli", "Hooli XYZ")
+
+
+def test_a_lago_body_is_matched_by_its_integration_id(client: Any, org: Any) -> None:
+    link = {"integration_type": "hubspot", "external_customer_id": "9001"}
+    created = send(
+        client, org, {"customer": {"external_id": "acme", "integration_customers": [link]}}
+    )
+    assert created.status_code == 201
+    updated = send(
+        client,
+        org,
+        {"customer": {"name": "Acme from HubSpot", "integration_customers": [link]}},
+        delivery="d-2",
+    )
+    assert updated.status_code == 200, updated.get_json()
+    (customer,) = customers(org)
+    assert (customer.external_id, customer.name) == ("acme", "Acme from HubSpot")
+    other = {"integration_type": "hubspot", "external_customer_id": "9002"}
+    fresh = send(client, org, {"customer": {"integration_customers": [other]}}, delivery="d-3")
+    assert fresh.status_code == 201
+    assert fresh.get_json()["customer"]["external_id"].startswith("cus_")
+
+
 def test_a_repeated_delivery_gets_the_same_answer_and_changes_nothing(
     client: Any, org: Any
 ) -> None:
@@ -132,7 +197,7 @@ def test_unauthenticated_requests_are_401_and_store_nothing(
     elif tamper == "stale":
         kwargs["timestamp"] = int(time.time()) - 301
     elif tamper == "future":
-        kwargs["timestamp"] = int(time.time()) + 301
+        kwargs["timestamp"] = int(time.time()) + 310  # +301 is within tolerance once a second ticks
     elif tamper == "organization":
         kwargs["organization"] = str(factories.make_organization().lago_id)
     elif tamper == "unknown organization":
@@ -187,4 +252,24 @@ def test_field_errors_are_lago_422(client: Any, org: Any) -> None:
 def test_missing_delivery_id_is_400(client: Any, org: Any) -> None:
     response = send(client, org, {"customer": {"name": "x"}}, delivery="")
     assert response.status_code == 400
+    assert customers(org) == []
+    assert inbound_log(org) == []  # nothing to key the log on
+
+
+def inbound_log(org: Any) -> list[tuple[str, int]]:
+    rows = db.session.scalars(
+        select(InboundDelivery).where(InboundDelivery.organization_id == org.id)
+    )
+    return [(row.delivery_id, row.response_status) for row in rows]
+
+
+def test_a_signed_body_that_is_not_json_is_logged_and_answered_again(client: Any, org: Any) -> None:
+    assert send(client, org, None, raw=b"nope", secret="wrong").status_code == 401
+    assert inbound_log(org) == []  # never for an unauthenticated request
+    first = send(client, org, None, raw=b"{truncated", delivery="crm-1")
+    assert first.status_code == 400
+    assert first.get_json() == {"status": 400, "error": "BadRequest: the body is not JSON"}
+    again = send(client, org, {"customer": {"name": "Fixed"}}, delivery="crm-1")
+    assert (again.status_code, again.get_json()) == (400, first.get_json())
+    assert inbound_log(org) == [("crm-1", 400)]
     assert customers(org) == []

@@ -10,7 +10,7 @@ import json
 import re
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import func, select, update
 
-from billing.models import ActivityLog, DeliveryStatus, OutboxEvent, WebhookDelivery
-from billing.services import outbox, webhooks
-from billing.timeutil import now_utc
+from billing.models import ActivityLog, CreditNote, DeliveryStatus, OutboxEvent, WebhookDelivery
+from billing.services import documents, invoicing, outbox, webhooks
+from billing.timeutil import now_utc, set_clock
+from config import Config
 from extensions import db
 from tests import factories
+from tests.test_inbound_hooks import send as send_inbound
 
 URL = "/api/v1/webhook_endpoints"
 
@@ -71,6 +73,14 @@ def quiet_outbox(db_session: Any) -> None:
         .values(status=DeliveryStatus.FAILED)
     )
     db.session.commit()
+
+
+@pytest.fixture
+def clock(db_session: Any) -> Iterator[list[datetime]]:
+    now = [datetime(2024, 1, 1, tzinfo=UTC)]
+    set_clock(lambda: now[0])
+    yield now
+    set_clock(None)
 
 
 @pytest.fixture
@@ -319,6 +329,55 @@ def test_unreachable_receiver_fails_after_the_retry_window(api_client: Any, app:
     assert (delivery.status, delivery.next_attempt_at) == ("failed", None)
 
 
+def test_backoff_doubles_from_30_seconds_up_to_two_hours() -> None:
+    waits = [webhooks.backoff(n).total_seconds() for n in range(1, 11)]
+    assert waits == [30, 60, 120, 240, 480, 960, 1920, 3840, 7200, 7200]
+
+
+def test_timeout_and_retry_window_come_from_the_environment() -> None:
+    assert (Config({}).WEBHOOK_TIMEOUT_SECONDS, Config({}).WEBHOOK_RETRY_HOURS) == (10, 24)
+    configured = Config({"WEBHOOK_TIMEOUT_SECONDS": "3", "WEBHOOK_RETRY_HOURS": "1"})
+    assert (configured.WEBHOOK_TIMEOUT_SECONDS, configured.WEBHOOK_RETRY_HOURS) == (3, 1)
+
+
+@pytest.mark.parametrize(("retry_hours", "attempts"), [(None, 19), (1, 7)])
+def test_retries_back_off_until_the_retry_window_closes(
+    api_client: Any,
+    app: Any,
+    clock: list[datetime],
+    monkeypatch: pytest.MonkeyPatch,
+    retry_hours: int | None,
+    attempts: int,
+) -> None:
+    """Failing every time, with a frozen clock moved to each retry: the waits follow the backoff
+    and the delivery fails at the first retry that would fall after the window (24 h by
+    default: 19 attempts; 1 h: 7). Each request is sent with the 10 s timeout."""
+    if retry_hours is not None:
+        monkeypatch.setitem(app.config, "WEBHOOK_RETRY_HOURS", retry_hours)
+    create(api_client, webhook_url="https://backend.example.com/hooks", signature_algo="hmac")
+    api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
+    webhooks.dispatch_outbox()
+    (delivery,) = deliveries()
+    timeouts: list[Any] = []
+
+    def answer_500(request: httpx.Request) -> httpx.Response:
+        timeouts.append(request.extensions["timeout"])
+        return httpx.Response(500)
+
+    waits = []
+    with httpx.Client(transport=httpx.MockTransport(answer_500)) as http:
+        while delivery.status != DeliveryStatus.FAILED:
+            assert webhooks.deliver_due(client=http) == 1
+            if delivery.next_attempt_at is not None:
+                waits.append(delivery.next_attempt_at - clock[0])
+                clock[0] = delivery.next_attempt_at
+    assert delivery.attempts == attempts
+    assert waits == [webhooks.backoff(n) for n in range(1, attempts)]
+    window = timedelta(hours=retry_hours or 24)
+    assert clock[0] - delivery.created_at <= window < sum(waits, webhooks.backoff(attempts))
+    assert {t["read"] for t in timeouts} == {10}
+
+
 def test_a_sender_dying_mid_flight_loses_nothing(api_client: Any, receiver: Receiver) -> None:
     create(api_client, webhook_url=receiver.url, signature_algo="hmac")
     api_client.post("/api/v1/customers", json={"customer": {"external_id": "acme"}})
@@ -374,3 +433,98 @@ def test_every_emitted_type_is_known_and_delivered(
 def test_the_outbox_refuses_an_unlisted_type(org: Any) -> None:
     with pytest.raises(ValueError, match="WEBHOOK_TYPES"):
         outbox.emit(org.id, "customer.exploded", "customer", {})
+
+
+# ---------------------------------------------------------------------------------------------
+# Real actions
+
+
+def test_the_loop_closes_a_crm_customer_goes_out_as_customer_created(
+    client: Any, org: Any, receiver: Receiver
+) -> None:
+    webhooks.create_endpoint(
+        org,
+        {
+            "webhook_url": receiver.url,
+            "signature_algo": "hmac",
+            "event_types": ["customer.created"],
+        },
+        factories.TEST_ACTOR,
+    )
+    db.session.commit()
+    company = {"objectType": "company", "objectId": 31337, "properties": {"name": "Pied Piper"}}
+    answer = send_inbound(client, org, company, delivery="crm-evt-1")
+    assert answer.status_code == 201
+    assert webhooks.dispatch_outbox() == 1
+    assert webhooks.deliver_due() == 1
+    (request,) = receiver.requests
+    headers, body = request["headers"], request["body"]
+    verify_ledgerline(headers["X-Ledgerline-Signature"], body, org.webhook_secret)
+    digest = hmac.new(org.webhook_secret.encode(), body.encode(), hashlib.sha256).digest()
+    assert headers["X-Lago-Signature"] == base64.b64encode(digest).decode()
+    payload = json.loads(body)
+    assert payload["webhook_type"] == "customer.created"
+    assert payload["customer"]["lago_id"] == answer.get_json()["customer"]["lago_id"]
+    assert payload["customer"]["name"] == "Pied Piper"
+    assert payload["customer"]["integration_customers"][0]["external_customer_id"] == "31337"
+
+
+def test_drafting_voiding_and_a_credit_note_pdf_are_delivered(
+    api_client: Any, org: Any, clock: list[datetime], receiver: Receiver
+) -> None:
+    announced = [
+        "invoice.drafted",
+        "invoice.voided",
+        "credit_note.created",
+        "credit_note.generated",
+    ]
+    create(api_client, webhook_url=receiver.url, signature_algo="hmac", event_types=announced)
+    customer = factories.make_customer(
+        org, currency="EUR", billing_configuration={"invoice_grace_period": 3}
+    )
+    plan = factories.make_plan(org, charges=[])
+    factories.make_subscription(org, customer, plan, subscription_at="2024-01-01T00:00:00Z")
+    clock[0] = datetime(2024, 2, 1, 0, 0, 10, tzinfo=UTC)
+    invoicing.close_periods(organization_id=org.id)
+    (invoice,) = factories.invoices_of(org)
+    assert invoice.status == "draft"  # the grace period
+    invoice_id = str(invoice.lago_id)
+    assert api_client.put(f"/api/v1/invoices/{invoice_id}/finalize").status_code == 200
+    (fee,) = invoice.fees
+    note = api_client.post(
+        "/api/v1/credit_notes",
+        json={
+            "credit_note": {
+                "invoice_id": invoice_id,
+                "reason": "other",
+                "items": [{"fee_id": str(fee.lago_id), "amount_cents": 100}],
+                "credit_amount_cents": 100,
+                "refund_amount_cents": 0,
+            }
+        },
+    )
+    assert note.status_code == 200, note.get_json()
+    note_id = note.get_json()["credit_note"]["lago_id"]
+    documents.generate_pdf(
+        "credit_note",
+        db.session.scalars(select(CreditNote).where(CreditNote.organization_id == org.id)).one(),
+    )
+    db.session.commit()
+    assert api_client.post(f"/api/v1/invoices/{invoice_id}/void").status_code == 200
+
+    while webhooks.dispatch_outbox():
+        pass
+    while webhooks.deliver_due():
+        pass
+    received = []
+    for request in receiver.requests:
+        payload = json.loads(request["body"])
+        received.append((payload["webhook_type"], payload[payload["object_type"]]["lago_id"]))
+    assert sorted(received) == sorted(
+        [
+            ("invoice.drafted", invoice_id),
+            ("invoice.voided", invoice_id),
+            ("credit_note.created", note_id),
+            ("credit_note.generated", note_id),
+        ]
+    )

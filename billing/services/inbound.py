@@ -9,8 +9,9 @@ answer again and changes nothing.
 Bodies: Lago's `{"customer": {...}}`; a Salesforce Account (`{"attributes": {"type":
 "Account"}, "Id": …, "Name": …, "Billing…": …}`); or a HubSpot company or contact
 (`{"objectType": "company", "objectId": …, "properties": {...}}`). The customer is found by
-its external id, else by its CRM id (the integration link the first delivery stored), else it
-is created with a generated `cus_…` id.
+its external id, else by its CRM id (the integration link every CRM delivery stores, or a
+Lago body's `integration_customers[].external_customer_id`), else it is created with a
+generated `cus_…` id.
 """
 
 from __future__ import annotations
@@ -124,14 +125,19 @@ def upsert_customer(organization: Organization, body: Any, delivery_id: str) -> 
     """Create or update the customer the body describes; ValidationFailed on bad fields (the
     caller rolls back and records the 422 with `record`)."""
     payload, crm = customer_payload(body)
-    if payload.get("external_id") is None and crm is not None:
-        known = _customer_by_crm_id(organization, *crm)
-        if known is not None:
-            payload["external_id"] = known.external_id
-    if crm is not None and payload.get("external_id") is None:
+    if crm is not None:
+        # The CRM link is always kept, so that a later delivery of the same CRM record
+        # without an external id finds this customer.
         payload["integration_customers"] = [
             {"integration_type": crm[0], "external_customer_id": crm[1]}
         ]
+    if payload.get("external_id") is None:
+        links = [crm] if crm is not None else _integration_links(payload)
+        known = next(
+            (c for c in (_customer_by_crm_id(organization, *link) for link in links) if c), None
+        )
+        if known is not None:
+            payload["external_id"] = known.external_id
     actor = audit.Actor(type="webhook", source="webhook", id=delivery_id, label="inbound hook")
     customer, created = customers.upsert_customer(
         organization, payload, actor, generate_missing_external_id=True
@@ -182,7 +188,25 @@ def customer_payload(body: Any) -> tuple[dict[str, Any], tuple[str, str] | None]
     raise ValidationFailed({"customer": ["value_is_mandatory"]})
 
 
+def _integration_links(payload: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (integration type, id) pairs a Lago-shaped body's `integration_customers` carry
+    (malformed items are left to the customer's validation)."""
+    items = payload.get("integration_customers")
+    if not isinstance(items, list):
+        return []
+    return [
+        (item["integration_type"], item["external_customer_id"])
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("integration_type"), str)
+        and isinstance(item.get("external_customer_id"), str)
+        and item["external_customer_id"]
+    ]
+
+
 def _customer_by_crm_id(organization: Organization, kind: str, crm_id: str) -> Customer | None:
+    """The live customer linked to this CRM record; the latest link if several customers are
+    (a delivery with an external id may have linked a second one)."""
     return db.session.scalar(
         select(Customer)
         .join(IntegrationCustomer, IntegrationCustomer.customer_id == Customer.id)
@@ -192,6 +216,7 @@ def _customer_by_crm_id(organization: Organization, kind: str, crm_id: str) -> C
             IntegrationCustomer.integration_type == kind,
             IntegrationCustomer.external_customer_id == crm_id,
         )
+        .order_by(IntegrationCustomer.id.desc())
         .limit(1)
     )
 

@@ -48,6 +48,7 @@ from billing.models import (
     Organization,
     OutboxEvent,
     SignatureAlgo,
+    Wallet,
     WebhookDelivery,
     WebhookEndpoint,
 )
@@ -392,7 +393,7 @@ def dispatch_outbox(limit: int = 500) -> int:
                     "organization_id": event.organization_id,
                     "endpoint_id": endpoint.id,
                     "outbox_event_id": event.id,
-                    "customer_id": customers.get(_customer_lago_id(event)),
+                    "customer_id": customers.get(event.id),
                     "event_type": event.event_type,
                     "body": body,
                     "status": DeliveryStatus.PENDING,
@@ -419,32 +420,47 @@ def _insert_unless_present() -> Any:
     return sqlite_insert(WebhookDelivery).on_conflict_do_nothing()
 
 
-def _customer_lago_id(event: OutboxEvent) -> str | None:
-    """The lago_id of the customer an outbox event is about, if any."""
+def _customer_reference(event: OutboxEvent) -> tuple[str, str] | None:
+    """What names the customer an outbox event is about, if anything: ("customer", its
+    lago_id), or ("wallet", the lago_id of the customer's wallet) for a wallet transaction."""
     payload = event.payload or {}
     if event.object_type == "customer":
-        return payload.get("lago_id")
-    customer = payload.get("customer")
-    if isinstance(customer, dict) and customer.get("lago_id"):
-        return str(customer["lago_id"])
-    return payload.get("lago_customer_id")
+        lago_id = payload.get("lago_id")
+    elif event.object_type == "wallet_transaction":
+        wallet_id = payload.get("lago_wallet_id")
+        return ("wallet", str(wallet_id)) if wallet_id else None
+    else:
+        customer = payload.get("customer")
+        stored_event = payload.get("event")  # event.error: the event that counts for nothing
+        if isinstance(customer, dict) and customer.get("lago_id"):
+            lago_id = customer["lago_id"]
+        elif isinstance(stored_event, dict):
+            lago_id = stored_event.get("lago_customer_id")
+        else:
+            lago_id = payload.get("lago_customer_id")
+    return ("customer", str(lago_id)) if lago_id else None
 
 
-def _customer_ids(events: Any) -> dict[str | None, int]:
-    lago_ids = set()
+def _customer_ids(events: Any) -> dict[int, int]:
+    """The id of the customer each outbox event is about (by the event's id), where known."""
+    wanted: dict[int, tuple[str, uuid.UUID]] = {}
     for event in events:
-        lago_id = _customer_lago_id(event)
+        reference = _customer_reference(event)
         try:
-            if lago_id:
-                lago_ids.add(uuid.UUID(lago_id))
+            if reference is not None:
+                wanted[event.id] = (reference[0], uuid.UUID(reference[1]))
         except ValueError:
             continue
-    if not lago_ids:
-        return {}
-    rows = db.session.execute(
-        select(Customer.lago_id, Customer.id).where(Customer.lago_id.in_(lago_ids))
-    )
-    return {str(lago_id): customer_id for lago_id, customer_id in rows}
+    found: dict[tuple[str, uuid.UUID], int] = {}
+    for kind, model in (("customer", Customer), ("wallet", Wallet)):
+        lago_ids = {lago_id for k, lago_id in wanted.values() if k == kind}
+        if lago_ids:
+            owner = Customer.id if model is Customer else Wallet.customer_id
+            rows = db.session.execute(
+                select(model.lago_id, owner).where(model.lago_id.in_(lago_ids))
+            )
+            found.update({(kind, lago_id): customer_id for lago_id, customer_id in rows})
+    return {event_id: found[ref] for event_id, ref in wanted.items() if ref in found}
 
 
 # ---------------------------------------------------------------------------------------------

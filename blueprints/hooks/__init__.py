@@ -36,13 +36,20 @@ def customers() -> ResponseReturnValue:
         return error_response(401, "Unauthorized")
     delivery_id = request.headers.get("X-Ledgerline-Delivery", "").strip()
     if not delivery_id or len(delivery_id) > 255:
+        # Not logged: the log is keyed on the delivery id, and there is none to show or repeat.
         return error_response(400, "BadRequest: X-Ledgerline-Delivery header is missing")
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return error_response(400, "BadRequest: the body is not JSON")
     answer = inbound.previous_answer(organization, delivery_id)
     if answer is None:
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            # Signed, so logged like a 422: the seller sees it, a repeat gets it again.
+            answer = inbound.Answer(
+                400, {"status": 400, "error": "BadRequest: the body is not JSON"}
+            )
+            inbound.record(organization, delivery_id, answer)
+            db.session.commit()
+            return _json(answer)
         try:
             answer = inbound.upsert_customer(organization, body, delivery_id)
         except ValidationFailed as exc:
