@@ -902,7 +902,9 @@ def _fees(
     for charge_usage in usage.charges:
         charge = charge_usage.charge
         if charge.pay_in_advance or not charge.invoiceable:
-            continue  # billed when the events arrive (not built yet), or never
+            # Not invoiceable: never billed. In advance: not built, so plans.py refuses such
+            # charges; only rows stored before that refusal can still be in advance.
+            continue
         items: Iterable[Any] = charge_usage.filters or [charge_usage]
         for item in items:
             charge_filter = getattr(item, "charge_filter", None)

@@ -381,7 +381,11 @@ CHARGE_INPUT = obj(
     billable_metric_code=STR,
     code=STR,
     charge_model=enum(*CHARGE_MODELS),
-    pay_in_advance=BOOL,
+    pay_in_advance={
+        **BOOL,
+        "description": "Charges are billed in arrears only: `true` is 422 `not_supported` "
+        "(a charge stored in advance before may be sent back as it is).",
+    },
     invoiceable=BOOL,
     prorated=BOOL,
     invoice_display_name=N_STR,
