@@ -115,6 +115,64 @@ def test_gross_revenue_sums_finalized_invoices_by_issuing_month(api_client, org,
         assert [row["amount_cents"] for row in rows["gross_revenues"]] == expected, query
 
 
+def refund(api_client: Any, invoice: Invoice, refund_cents: int, credit_cents: int = 0) -> Any:
+    """A credit note on the invoice's first fee refunding `refund_cents` (and crediting
+    `credit_cents`), issued on the clock's day."""
+    fee = invoice.fees[0]
+    note = {"invoice_id": str(invoice.lago_id), "reason": "other",
+            "items": [{"fee_id": str(fee.lago_id), "amount_cents": refund_cents + credit_cents}],
+            "refund_amount_cents": refund_cents, "credit_amount_cents": credit_cents}  # fmt: skip
+    response = api_client.post("/api/v1/credit_notes", json={"credit_note": note})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["credit_note"]
+
+
+def test_gross_revenue_subtracts_refunds_in_the_month_of_the_credit_note(
+    api_client, org, acme, globex, clock
+):
+    january = add_invoice(org, acme, "2024-01-31", 2550, payment_status="succeeded")
+    add_invoice(org, acme, "2024-02-29", 700, payment_status="succeeded")
+    voided = add_invoice(org, acme, "2024-01-05", 1000, payment_status="succeeded")
+    add_invoice(org, globex, "2024-03-01", 1234, currency="USD", payment_status="succeeded")
+    clock[0] = at("2024-02-15T12:00:00")
+    february_note = refund(api_client, january, 500, credit_cents=300)
+    clock[0] = at("2024-03-10T12:00:00")
+    refund(api_client, january, 50)
+    # voiding the rest of a credit note's credit does not give back what it refunded
+    voided_note = api_client.put(f"/api/v1/credit_notes/{february_note['lago_id']}/void")
+    assert voided_note.get_json()["credit_note"]["credit_status"] == "voided"
+    # a voided invoice does not count, nor does the refund of its voiding credit note
+    response = api_client.post(
+        f"/api/v1/invoices/{voided.lago_id}/void",
+        json={"generate_credit_note": True, "refund_amount": 1000},
+    )
+    assert response.get_json()["invoice"]["status"] == "voided"
+
+    rows = api_client.get("/api/v1/analytics/gross_revenue").get_json()["gross_revenues"]
+
+    assert [(r["month"], r["currency"], r["amount_cents"], r["invoices_count"]) for r in rows] == [
+        (month("2024-01"), "EUR", 2550, 1),
+        (month("2024-02"), "EUR", 700 - 500, 1),
+        # a month with refunds and no invoice
+        (month("2024-03"), "EUR", -50, 0),
+        (month("2024-03"), "USD", 1234, 1),
+    ]
+    for query, expected in [
+        ("currency=usd", [1234]),
+        ("external_customer_id=acme", [2550, 200, -50]),
+        ("external_customer_id=globex", [1234]),
+        ("months=1", [-50, 1234]),
+        ("months=2&currency=EUR", [200, -50]),
+    ]:
+        rows = api_client.get(f"/api/v1/analytics/gross_revenue?{query}").get_json()
+        assert [row["amount_cents"] for row in rows["gross_revenues"]] == expected, query
+    # the customer page's header and the portal: every month, less every refund
+    [eur] = analytics.customer_balances(acme)
+    assert (eur.currency, eur.gross_revenue_cents) == ("EUR", 2550 + 700 - 500 - 50)
+    [usd] = analytics.customer_balances(globex)
+    assert usd.gross_revenue_cents == 1234
+
+
 @pytest.mark.parametrize(
     ("timezone", "expected"),
     [

@@ -137,6 +137,10 @@ def test_list_filters(api_client, billed, query, expected):
         # beyond a database BIGINT: was a 500 (found by the fuzzer)
         (f"amount_to=-{10**22}", {"amount_to": ["value_is_invalid"]}),
         (f"amount_from={2**63}", {"amount_from": ["value_is_invalid"]}),
+        ("self_billed=maybe", {"self_billed": ["value_is_invalid"]}),
+        ("payment_dispute_lost=lost", {"payment_dispute_lost": ["value_is_invalid"]}),
+        ("settlements[]=refund", {"settlements": ["value_is_invalid"]}),
+        ("settlements[]=payment&settlements[]=cash", {"settlements": ["value_is_invalid"]}),
     ],
 )
 def test_list_refuses_unreadable_filters(api_client, billed, query, details):
@@ -144,6 +148,72 @@ def test_list_refuses_unreadable_filters(api_client, billed, query, details):
 
     assert response.status_code == 422
     assert response.get_json()["error_details"] == details
+
+
+@pytest.fixture
+def settled(api_client: Any, billed: dict[str, Any]) -> dict[str, Any]:
+    """`billed`, plus metadata on both of Acme's invoices, a partial payment of January's and a
+    credit note offsetting part of February's."""
+    for name, metadata in (("january", {"po": "A-1", "team": "ops"}), ("february", {"po": "B-2"})):
+        items = [{"key": key, "value": value} for key, value in metadata.items()]
+        response = api_client.put(
+            f"/api/v1/invoices/{billed[name].lago_id}", json={"invoice": {"metadata": items}}
+        )
+        assert response.status_code == 200, response.get_json()
+    payment = {"invoice_id": str(billed["january"].lago_id), "amount_cents": 500,
+               "reference": "wire-1"}  # fmt: skip
+    assert api_client.post("/api/v1/payments", json={"payment": payment}).status_code == 200
+    fee = billed["february"].fees[0]
+    credit_note = {"invoice_id": str(billed["february"].lago_id), "reason": "other",
+                   "items": [{"fee_id": str(fee.lago_id), "amount_cents": 100}],
+                   "offset_amount_cents": 100}  # fmt: skip
+    response = api_client.post("/api/v1/credit_notes", json={"credit_note": credit_note})
+    assert response.status_code == 200, response.get_json()
+    return billed
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("metadata[po]=A-1", ["january"]),
+        ("metadata[po]=a-1", []),
+        ("metadata[po]=A-1&metadata[team]=ops", ["january"]),
+        ("metadata[po]=B-2&metadata[team]=ops", []),
+        ("metadata[nothing]=A-1", []),
+        # an empty value: the key is absent (as the customers list)
+        ("external_customer_id=acme&metadata[team]=", ["february"]),
+        # Ledgerline has no self-billing, payment disputes nor purchase order numbers
+        ("self_billed=true", []),
+        ("external_customer_id=acme&self_billed=false", ["february", "january"]),
+        ("payment_dispute_lost=true", []),
+        ("external_customer_id=acme&payment_dispute_lost=false", ["february", "january"]),
+        ("purchase_order_number=A-1", []),
+        ("external_customer_id=acme&purchase_order_number=", ["february", "january"]),
+        # settled by a recorded payment, by a credit note's offset
+        ("settlements[]=payment", ["january"]),
+        ("settlements=credit_note", ["february"]),
+        ("settlements[]=payment&settlements[]=credit_note", ["february", "january"]),
+        ("metadata[team]=ops&settlements[]=credit_note", []),
+    ],
+)
+def test_list_filters_on_metadata_settlements_and_what_ledgerline_lacks(
+    api_client, settled, query, expected
+):
+    response = api_client.get(f"/api/v1/invoices?{query}")
+
+    assert ids(response) == [str(settled[name].lago_id) for name in expected]
+    customer = api_client.get(f"/api/v1/customers/acme/invoices?{query}")
+    assert ids(customer) == [str(settled[name].lago_id) for name in expected]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/invoices", "/api/v1/customers/acme/invoices"])
+def test_a_billing_entity_filter_is_404_as_on_customers(api_client, billed, path):
+    response = api_client.get(f"{path}?billing_entity_codes[]=main")
+
+    assert (response.status_code, response.get_json()) == (
+        404,
+        {"status": 404, "error": "Not Found", "code": "billing_entity_not_found"},
+    )
 
 
 def test_show_has_fees_billing_periods_and_subscriptions(api_client, billed):

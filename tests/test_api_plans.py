@@ -228,9 +228,18 @@ def test_a_charge_without_properties_gets_lagos_defaults(api_client, metric):
             {"charges": One(min_amount_cents=-5)},
             {"charges[0].min_amount_cents": ["value_is_out_of_range"]},
         ),
+        # charges are billed at the end of the period only: one in advance would never be
+        ({"charges": One(pay_in_advance=True)}, {"charges[0].pay_in_advance": ["not_supported"]}),
         (
             {"charges": One(pay_in_advance=True, min_amount_cents=5)},
-            {"charges[0].min_amount_cents": ["not_compatible_with_pay_in_advance"]},
+            {
+                "charges[0].pay_in_advance": ["not_supported"],
+                "charges[0].min_amount_cents": ["not_compatible_with_pay_in_advance"],
+            },
+        ),
+        (
+            {"charges": One(pay_in_advance="soon")},
+            {"charges[0].pay_in_advance": ["value_is_invalid"]},
         ),
         ({"charges": One(filters="x")}, {"charges[0].filters": ["value_is_invalid"]}),
         (
@@ -422,6 +431,57 @@ def test_a_refused_update_changes_nothing(api_client, org, metric):
     db.session.expire_all()
     assert db.session.get(Plan, plan.id).name != "New"
     assert [c.code for c in db.session.get(Plan, plan.id).charges] == ["keep"]
+
+
+def test_no_charge_becomes_billed_in_advance_but_a_stored_one_may_be_sent_back(
+    api_client, org, metric
+):
+    plan = factories.make_plan(org, code="pro", charges=[charge(metric, code="arrears")])
+    [arrears] = plan.charges
+    stored_in_advance = factories.make_plan(org, code="legacy", charges=[charge(metric)])
+    legacy = stored_in_advance.charges[0]
+    legacy.pay_in_advance = True  # stored before charges in advance were refused
+    db.session.commit()
+    base = f"{URL}/pro/charges"
+
+    refusals = [
+        api_client.put(f"{URL}/pro", json={"plan": {"charges": [
+            {"id": str(arrears.lago_id), "pay_in_advance": True}]}}),
+        api_client.put(f"{URL}/pro", json={"plan": {"charges": [
+            {"id": str(arrears.lago_id)}, charge(metric, code="new", pay_in_advance=True)]}}),
+        api_client.post(base, json={"charge": charge(metric, code="new", pay_in_advance=True)}),
+        api_client.put(f"{base}/arrears", json={"charge": {"pay_in_advance": True}}),
+    ]  # fmt: skip
+    kept = api_client.put(
+        f"{URL}/legacy",
+        json={
+            "plan": {
+                "charges": [
+                    {
+                        "id": str(legacy.lago_id),
+                        "pay_in_advance": True,
+                        "invoice_display_name": "Old",
+                    }
+                ]
+            }
+        },
+    )
+    in_arrears = api_client.post(base, json={"charge": charge(metric, code="new",
+                                                              pay_in_advance=False)})  # fmt: skip
+
+    assert [details(response) for response in refusals] == [
+        {"charges[0].pay_in_advance": ["not_supported"]},
+        {"charges[1].pay_in_advance": ["not_supported"]},
+        {"pay_in_advance": ["not_supported"]},
+        {"pay_in_advance": ["not_supported"]},
+    ]
+    db.session.expire_all()
+    assert [(c.code, c.pay_in_advance) for c in db.session.get(Plan, plan.id).charges] == [
+        ("arrears", False), ("new", False)
+    ]  # fmt: skip
+    assert in_arrears.get_json()["charge"]["pay_in_advance"] is False
+    [sent_back] = kept.get_json()["plan"]["charges"]
+    assert (sent_back["pay_in_advance"], sent_back["invoice_display_name"]) == (True, "Old")
 
 
 def test_a_subscribed_plan_keeps_its_interval_currency_and_code(api_client, org):

@@ -401,6 +401,45 @@ def test_charge_errors_appear_next_to_the_right_charge(agent_client, org):
     assert live_plan(org, "startup") is None
 
 
+def test_a_charge_billed_in_advance_is_refused_next_to_its_checkbox(agent_client, org):
+    metric = factories.make_billable_metric(org)
+    advance = "Charges cannot be billed in advance yet"
+
+    response = agent_client.post(
+        "/plans/new",
+        data={
+            **plan_form(),
+            **charge_fields(0, metric, "standard", amount="1"),
+            **charge_fields(1, metric, "standard", amount="2", pay_in_advance="y"),
+        },
+        htmx=True,
+    )
+
+    assert response.status_code == 422
+    rows = re.split(r'<fieldset class="charge-row', response.text)[1:]
+    assert advance not in rows[0]
+    checkbox, after = rows[1].split('name="charges-1-pay_in_advance"')
+    assert advance in after.split("</label>", 2)[1] and "checked" in after.split(">")[0]
+    assert live_plan(org, "startup") is None
+    plan = factories.make_plan(org, code="pro", charges=[
+        {"billable_metric_id": str(metric.lago_id), "charge_model": "standard",
+         "properties": {"amount": "1"}}])  # fmt: skip
+    [charge] = plan.charges
+    edit = {
+        **plan_form(code="pro"),
+        "charges-0-id": str(charge.lago_id),
+        "charges-0-code": charge.code,
+        **charge_fields(0, metric, "standard", amount="1"),
+    }
+    refused = agent_client.post(
+        f"/plans/{plan.lago_id}/edit", data={**edit, "charges-0-pay_in_advance": "y"}, htmx=True
+    )
+    assert refused.status_code == 422 and advance in refused.text
+    db.session.refresh(charge)
+    assert charge.pay_in_advance is False
+    assert agent_client.post(f"/plans/{plan.lago_id}/edit", data=edit).status_code == 302
+
+
 @pytest.mark.parametrize(
     ("fields", "field_id", "message"),
     [

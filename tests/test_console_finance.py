@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from billing.models import SavedView
+from billing.models import Invoice, SavedView
+from billing.services import credit_notes
 from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
+from tests.factories import TEST_ACTOR
 from tests.test_analytics import add_invoice, running
 
 
@@ -114,6 +116,26 @@ def test_the_finance_dashboard_shows_mrr_revenue_overdue_and_invoices_to_review(
     # the strict CSP: no inline script or style
     assert re.search(r"<script(?![^>]*\bsrc=)", page.text) is None
     assert " style=" not in page.text
+
+
+def test_the_finance_dashboards_revenue_is_net_of_refunds(agent_client, org, clock):
+    acme, _globex, _code = finance_data(org)
+    january = db.session.scalars(
+        select(Invoice).where(Invoice.customer_id == acme.id, Invoice.total_amount_cents == 3550)
+    ).one()
+    fee = january.fees[0]
+    note = {"invoice_id": str(january.lago_id), "reason": "other", "refund_amount_cents": 500,
+            "items": [{"fee_id": str(fee.lago_id), "amount_cents": 500}]}  # fmt: skip
+    credit_notes.create_credit_note(january, note, TEST_ACTOR)  # issued in March
+    db.session.commit()
+
+    page = agent_client.get("/finance")
+
+    revenue = re.search(r'<table[^>]*id="gross-revenue".*?</table>', page.text, re.S)[0]
+    rows = re.findall(r"<td>(\w+ \d{4})</td><td>(\d+)</td><td class=\"amount\">(.*?)</td>", revenue)
+    assert rows[0] == ("March 2024", "1", "€2.00") and rows[2] == ("January 2024", "1", "€35.50")
+    tab = agent_client.get(f"/customers/{acme.lago_id}/analytics", htmx=True)
+    assert re.search(r"<td>March 2024</td><td>0</td><td class=\"amount\">-€5.00</td>", tab.text)
 
 
 def test_the_finance_dashboard_of_a_new_organization_is_empty(agent_client):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from billing.money import format_money
-from billing.services import analytics, invoicing
+from billing.services import analytics, credit_notes, invoicing
 from billing.services import customers as customer_service
 from billing.timeutil import set_clock
 from extensions import db
@@ -390,3 +390,11 @@ def test_customer_header_shows_outstanding_overdue_and_gross_revenue(
     assert slots() == (money(0), money(0), money(1150))
     [balance] = analytics.customer_balances(acme)
     assert (balance.currency, balance.gross_revenue_cents) == ("EUR", 1150)
+
+    # a refund is revenue given back
+    fee = april.fees[0]
+    note = {"invoice_id": str(april.lago_id), "reason": "other", "refund_amount_cents": 150,
+            "items": [{"fee_id": str(fee.lago_id), "amount_cents": 150}]}  # fmt: skip
+    credit_notes.create_credit_note(april, note, invoicing.audit.SYSTEM)
+    db.session.commit()
+    assert slots() == (money(0), money(0), money(1000))

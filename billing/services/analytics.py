@@ -16,8 +16,13 @@ N - 1 before it. An invoice belongs to the month of its own dates (issuing or du
 local dates of its customer's timezone. Each figure is one grouped query; rows come back oldest
 month first.
 
-Lago's gross revenue also subtracts credit-note refunds and adds pay-in-advance fees not yet
-invoiced; neither exists here yet, so both are nothing for now.
+Gross revenue is net of credit-note refunds, as Lago's: what credit notes paid back on revenue
+invoices counts against the month (and currency) of the credit note, whose own issuing date is
+a local date too; a month with refunds but no invoices has a negative amount and no invoices.
+A refund counts even once the credit note's remaining credit was voided: voiding takes away
+the credit left, not the money already paid back. A voided invoice's credit notes do not count,
+as the invoice itself no longer does. Lago also adds pay-in-advance fees not yet invoiced:
+Ledgerline refuses pay-in-advance charges, so they are nothing here.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from sqlalchemy.orm import joinedload
 from billing.models import (
     BillableMetric,
     Charge,
+    CreditNote,
     Customer,
     Fee,
     FeeType,
@@ -224,19 +230,49 @@ def _month(year: Any, month: Any) -> date:
 
 
 def gross_revenue(organization: Organization, filters: AnalyticsFilters) -> list[GrossRevenue]:
-    """Per issuing month and currency: the total of the finalized invoices and their count
-    (only months with invoices)."""
+    """Per month and currency: the total of the finalized invoices issued in it and their count,
+    less the refunds of the credit notes issued in it (only months with either)."""
     year, month = _month_columns(Invoice.issuing_date)
     rows = db.session.execute(
         select(year, month, Invoice.currency, func.sum(Invoice.total_amount_cents), func.count())
         .where(REVENUE, *_invoice_conditions(organization, filters, Invoice.issuing_date))
         .group_by(year, month, Invoice.currency)
-        .order_by(year, month, Invoice.currency)
     )
-    return [
-        GrossRevenue(_month(y, m), currency, int(amount), int(count))
+    figures: dict[tuple[date, str], tuple[int, int]] = {
+        (_month(y, m), currency): (int(amount), int(count))
         for y, m, currency, amount, count in rows
+    }
+    for key, refunded in _refunds(organization, filters).items():
+        amount, count = figures.get(key, (0, 0))
+        figures[key] = (amount - refunded, count)
+    return [
+        GrossRevenue(month_, currency, amount, count)
+        for (month_, currency), (amount, count) in sorted(figures.items())
     ]
+
+
+def _refunds(organization: Organization, filters: AnalyticsFilters) -> dict[tuple[date, str], int]:
+    """What credit notes refunded on revenue invoices, per month of the credit note's issuing
+    date and currency."""
+    year, month = _month_columns(CreditNote.issuing_date)
+    conditions: list[Any] = [
+        CreditNote.organization_id == organization.id,
+        CreditNote.refund_amount_cents > 0,
+        *_customer_conditions(CreditNote.customer_id, organization, filters),
+    ]
+    if filters.currency:
+        conditions.append(CreditNote.currency == filters.currency)
+    if filters.months is not None:
+        this_month = current_month(organization)
+        conditions.append(CreditNote.issuing_date >= add_months(this_month, 1 - filters.months))
+        conditions.append(CreditNote.issuing_date < add_months(this_month, 1))
+    rows = db.session.execute(
+        select(year, month, CreditNote.currency, func.sum(CreditNote.refund_amount_cents))
+        .join(Invoice, Invoice.id == CreditNote.invoice_id)
+        .where(REVENUE, *conditions)
+        .group_by(year, month, CreditNote.currency)
+    )
+    return {(_month(y, m), currency): int(amount) for y, m, currency, amount in rows}
 
 
 def overdue_balance(organization: Organization, filters: AnalyticsFilters) -> list[OverdueBalance]:
@@ -389,13 +425,14 @@ class CustomerBalance:
     outstanding_cents: int
     #: the part of `outstanding_cents` on overdue invoices (what overdue_balance sums)
     overdue_cents: int
-    #: total of the finalized invoices, paid or not (what gross_revenue sums)
+    #: total of the finalized invoices, paid or not, less what credit notes refunded on them
+    #: (what gross_revenue sums, over every month)
     gross_revenue_cents: int
 
 
 def customer_balances(customer: Customer) -> list[CustomerBalance]:
     """The customer's outstanding, overdue and gross revenue amounts, one per invoice
-    currency (by code), in one query."""
+    currency (by code)."""
     unpaid = Invoice.payment_status != PaymentStatus.SUCCEEDED
     rows = db.session.execute(
         select(
@@ -408,8 +445,13 @@ def customer_balances(customer: Customer) -> list[CustomerBalance]:
         .group_by(Invoice.currency)
         .order_by(Invoice.currency)
     )
+    refunded: dict[str, int] = defaultdict(int)
+    for (_, currency), amount in _refunds(
+        customer.organization, AnalyticsFilters(customer_id=customer.id)
+    ).items():
+        refunded[currency] += amount
     return [
-        CustomerBalance(currency, int(outstanding), int(overdue), int(gross))
+        CustomerBalance(currency, int(outstanding), int(overdue), int(gross) - refunded[currency])
         for currency, outstanding, overdue, gross in rows
     ]
 

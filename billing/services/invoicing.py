@@ -902,7 +902,9 @@ def _fees(
     for charge_usage in usage.charges:
         charge = charge_usage.charge
         if charge.pay_in_advance or not charge.invoiceable:
-            continue  # billed when the events arrive (not built yet), or never
+            # Not invoiceable: never billed. In advance: not built, so plans.py refuses such
+            # charges; only rows stored before that refusal can still be in advance.
+            continue
         items: Iterable[Any] = charge_usage.filters or [charge_usage]
         for item in items:
             charge_filter = getattr(item, "charge_filter", None)
@@ -1327,6 +1329,19 @@ class InvoiceFilters:
     search_term: str | None = None
     #: with `search_term`: invoices of exactly this total match too (the portal's amount search)
     search_amount_cents: int | None = None
+    #: `metadata[key]=value`, every pair must match (an empty value: the key is absent)
+    metadata: dict[str, str] = field(default_factory=dict)
+    #: Ledgerline has no payment disputes, self-billing nor purchase order numbers: True and a
+    #: number match no invoice, False matches every one
+    payment_dispute_lost: bool | None = None
+    self_billed: bool | None = None
+    purchase_order_number: str | None = None
+    #: SETTLEMENTS: invoices settled (in part) by a payment or a credit note's offset
+    settlements: list[str] = field(default_factory=list)
+
+
+#: Lago's invoice settlement types: a recorded payment, or a credit note offset on the invoice
+SETTLEMENTS = ("payment", "credit_note")
 
 
 def list_invoices(
@@ -1369,6 +1384,20 @@ def list_invoices(
         conditions.append(Invoice.total_amount_cents >= filters.amount_from)
     if filters.amount_to is not None:
         conditions.append(Invoice.total_amount_cents <= filters.amount_to)
+    if filters.payment_dispute_lost or filters.self_billed or filters.purchase_order_number:
+        conditions.append(false())
+    if filters.settlements:
+        settled = {
+            "payment": exists().where(
+                Payment.invoice_id == Invoice.id, Payment.status != PaymentRecordStatus.FAILED
+            ),
+            "credit_note": Invoice.offset_amount_cents > 0,
+        }
+        conditions.append(or_(*(settled[kind] for kind in filters.settlements)))
+    for key, value in filters.metadata.items():
+        # a probe of (invoice_id, key)'s unique index per invoice of the organization
+        held = exists().where(InvoiceMetadata.invoice_id == Invoice.id, InvoiceMetadata.key == key)
+        conditions.append(~held if value == "" else held.where(InvoiceMetadata.value == value))
     if filters.search_term:
         pattern = f"%{filters.search_term.lower()}%"
         conditions.append(

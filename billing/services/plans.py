@@ -316,6 +316,10 @@ def parse_charge(
         if properties is not None:
             data.values["properties"] = properties
     merged = {**current, **data.values}
+    if data.values.get("pay_in_advance") and not (existing is not None and existing.pay_in_advance):
+        # Charges are billed at the end of the period only: one billed in advance would never be
+        # billed. A charge stored in advance before this refusal may be sent back as it is.
+        data.error("pay_in_advance", "not_supported")
     if merged.get("pay_in_advance") and model in _NOT_IN_ADVANCE:
         data.error("charge_model", "invalid_aggregation_type_or_charge_model")
     if merged.get("pay_in_advance") and merged.get("min_amount_cents"):

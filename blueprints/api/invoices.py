@@ -18,7 +18,13 @@ from billing.services.customers import get_customer
 from billing.services.pagination import Page
 from blueprints.api import bp
 from blueprints.api.auth import current_actor, current_organization
-from blueprints.api.schemas import _bool_param, list_param, pagination, root_object
+from blueprints.api.schemas import (
+    _bool_param,
+    list_param,
+    metadata_filters,
+    pagination,
+    root_object,
+)
 from extensions import db
 
 #: statuses Lago filters on (failed and pending invoices do not exist here: they match nothing)
@@ -35,6 +41,9 @@ def invoice_filters(external_customer_id: str | None = None) -> invoicing.Invoic
     payment_statuses = list_param("payment_statuses") + list_param("payment_status")
     if any(status not in invoicing.PAYMENT_STATUSES for status in payment_statuses):
         errors["payment_status"] = ["value_is_invalid"]
+    settlements = list_param("settlements")
+    if any(kind not in invoicing.SETTLEMENTS for kind in settlements):
+        errors["settlements"] = ["value_is_invalid"]
     filters = invoicing.InvoiceFilters(
         external_customer_id=external_customer_id
         or args.get("external_customer_id")
@@ -51,9 +60,17 @@ def invoice_filters(external_customer_id: str | None = None) -> invoicing.Invoic
         amount_from=_integer(args.get("amount_from"), "amount_from", errors),
         amount_to=_integer(args.get("amount_to"), "amount_to", errors),
         search_term=(args.get("search_term") or "").strip() or None,
+        metadata=metadata_filters(),
+        payment_dispute_lost=_bool_param("payment_dispute_lost", errors),
+        self_billed=_bool_param("self_billed", errors),
+        purchase_order_number=(args.get("purchase_order_number") or "").strip() or None,
+        settlements=settlements,
     )
     if errors:
         raise ValidationFailed(errors)
+    if list_param("billing_entity_codes"):
+        # Billing entities are not built: any code names one that does not exist (as customers).
+        raise NotFound("billing_entity")
     return filters
 
 

@@ -381,7 +381,11 @@ CHARGE_INPUT = obj(
     billable_metric_code=STR,
     code=STR,
     charge_model=enum(*CHARGE_MODELS),
-    pay_in_advance=BOOL,
+    pay_in_advance={
+        **BOOL,
+        "description": "Charges are billed in arrears only: `true` is 422 `not_supported` "
+        "(a charge stored in advance before may be sent back as it is).",
+    },
     invoiceable=BOOL,
     prorated=BOOL,
     invoice_display_name=N_STR,
@@ -1448,6 +1452,28 @@ def _ops() -> list[Operation]:
         query("amount_from", INT),
         query("amount_to", INT),
         query("search_term"),
+        query("partially_paid", BOOL),
+        query("payment_dispute_lost", BOOL, "No disputes in Ledgerline: `true` matches nothing."),
+        query("self_billed", BOOL, "No self-billing in Ledgerline: `true` matches nothing."),
+        query(
+            "purchase_order_number",
+            STR,
+            "No purchase order numbers in Ledgerline: a number matches nothing.",
+        ),
+        query_list(
+            "settlements",
+            enum("payment", "credit_note"),
+            "Invoices settled (in part) by any of these: a recorded payment, a credit note offset.",
+        ),
+        query_list(
+            "billing_entity_codes",
+            STR,
+            "404 `billing_entity_not_found` for any code (billing entities are not built).",
+        ),
+    )
+    invoice_list_description = (
+        "`metadata[<key>]=<value>` filters on the invoice's metadata (every pair must match; "
+        "an empty value means the key is absent)."
     )
     add(
         Operation(
@@ -1473,11 +1499,14 @@ def _ops() -> list[Operation]:
             listed("invoices", R("Invoice")),
             (*invoice_filters, query("external_customer_id")),
             validates=True,
+            not_found=True,
+            description=invoice_list_description,
         )
     )
     add(Operation("get", "/customers/{external_id}/invoices", "Invoices",
                   "List a customer's invoices", listed("invoices", R("Invoice")),
-                  invoice_filters, validates=True))  # fmt: skip
+                  invoice_filters, validates=True, not_found=True,
+                  description=invoice_list_description))  # fmt: skip
     add(Operation("get", "/invoices/{lago_id}", "Invoices", "Retrieve an invoice",
                   one("invoice", R("Invoice"))))  # fmt: skip
     add(

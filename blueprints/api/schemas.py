@@ -102,6 +102,15 @@ def list_param(name: str) -> list[str]:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
+def metadata_filters() -> dict[str, str]:
+    """`metadata[<key>]=<value>` query parameters as {key: value} (an empty value: absent)."""
+    return {
+        match.group(1): value
+        for name, value in request.args.items()
+        if (match := _METADATA_PARAM.match(name))
+    }
+
+
 def customer_filters() -> CustomerFilters:
     """The filters of `GET /customers` (lago-api.md §3.4)."""
     errors: dict[str, list[str]] = {}
@@ -122,11 +131,7 @@ def customer_filters() -> CustomerFilters:
         states=list_param("states"),
         zipcodes=list_param("zipcodes"),
         has_tax_identification_number=_bool_param("has_tax_identification_number", errors),
-        metadata={
-            match.group(1): value
-            for name, value in request.args.items()
-            if (match := _METADATA_PARAM.match(name))
-        },
+        metadata=metadata_filters(),
     )
     if errors:
         raise ValidationFailed(errors)

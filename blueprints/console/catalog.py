@@ -139,6 +139,10 @@ MESSAGES = {
     ("pay_in_advance", "value_is_immutable"): (
         "When the base amount is billed is locked while subscriptions use the plan."
     ),
+    ("pay_in_advance", "not_supported"): (
+        "Charges cannot be billed in advance yet: their usage would never be billed. Bill them "
+        "at the end of the period."
+    ),
     ("charge_model", "invalid_aggregation_type_or_charge_model"): (
         "Volume charges cannot be billed in advance."
     ),
