@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import secrets
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,8 +12,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from sqlalchemy import text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from config import INSTANCE_DIR, Config, engine_options
@@ -52,6 +54,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     import billing.models  # noqa: F401  (registers the models with the metadata)
 
     db.init_app(app)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = installation_secret_key(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -109,6 +113,40 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     gc.collect()
     gc.freeze()
     return app
+
+
+def installation_secret_key(app: Flask) -> str:
+    """The signing key stored by migration 0023, read once: every process of the installation
+    (web workers, the jobs process, commands) signs and verifies with it.
+
+    Before the migrations have run (`flask db upgrade` on a fresh database) there is none yet:
+    this process gets a random key of its own, with a warning. A database that cannot be reached
+    stops the start-up: a made-up key would sign links and encrypt passwords that no other
+    process could read."""
+    from billing.models import InstallationSecret
+
+    try:
+        with app.app_context():
+            try:
+                with db.engine.connect() as connection:
+                    stored = None
+                    if inspect(connection).has_table(InstallationSecret.__tablename__):
+                        stored = connection.scalar(select(InstallationSecret.secret_key))
+            finally:
+                # no pooled connection left behind for forked workers to share
+                db.engine.dispose()
+    except SQLAlchemyError as exc:
+        raise RuntimeError(
+            "SECRET_KEY is not set and the installation secret cannot be read from the "
+            f"database ({type(exc).__name__}); set SECRET_KEY or make the database reachable"
+        ) from exc
+    if stored:
+        return str(stored)
+    logging.getLogger(__name__).warning(
+        "SECRET_KEY is not set and the database has no installation secret yet (run "
+        "`flask db upgrade`): this process signs with a random key of its own"
+    )
+    return secrets.token_hex(32)
 
 
 def check_rate_limits(app: Flask) -> None:

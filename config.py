@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent / "instance"
@@ -27,9 +26,9 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = normalize_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'ledgerline.db'}"
         )
-        # Without a SECRET_KEY sessions and signed links would not survive a restart; a random
-        # one is fine for a first local run and is replaced in production by the environment.
-        self.SECRET_KEY = env.get("SECRET_KEY") or secrets.token_hex(32)
+        # None: create_app uses the installation secret stored in the database (one key for
+        # every process of the installation, surviving restarts).
+        self.SECRET_KEY: str | None = env.get("SECRET_KEY") or None
         self.PUBLIC_URL = (env.get("PUBLIC_URL") or "").rstrip("/")
         self.PORT = int(env.get("PORT") or 5000)
         self.SQLALCHEMY_ENGINE_OPTIONS = engine_options(self.SQLALCHEMY_DATABASE_URI)

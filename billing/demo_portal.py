@@ -1,7 +1,7 @@
 """The demo's customer portal: a working link for the demo customer with the most invoices.
 
-`flask serve` prints it at start-up: a link is signed with the serving process's SECRET_KEY
-(random per process when none is configured), so the seed command could not print one.
+`flask serve` prints it at start-up, signed with the key the web server verifies links with
+(SECRET_KEY, or the installation secret stored in the database).
 """
 
 from __future__ import annotations

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -109,6 +111,47 @@ def serve_and_stop(process: subprocess.Popen, port: int) -> None:
     assert "jobs process stopped" in output
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{base}/health", timeout=2)
+
+
+def test_without_secret_key_the_server_opens_the_links_other_processes_signed(env):
+    """`make run` sets no SECRET_KEY: the portal links in the e-mails `demo seed` stored, and the
+    one `serve` prints, open on the web server (one installation secret, not one per process)."""
+    env = {key: value for key, value in env.items() if key != "SECRET_KEY"}
+    subprocess.run(flask("demo", "seed"), cwd=ROOT, env=env, check=True, capture_output=True)
+    database = sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///"))
+    try:
+        bodies = [row[0] for row in database.execute("SELECT body_text FROM emails")]
+    finally:
+        database.close()
+    mailed = sorted({m for body in bodies for m in re.findall(r"/portal/[^/\s]+/", body)})
+    assert mailed
+    port = free_port()
+    with subprocess.Popen(
+        flask("serve"), cwd=ROOT, env={**env, "PORT": str(port)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    ) as process:  # fmt: skip
+        try:
+            banner = process.stdout.readline() + process.stdout.readline()
+            printed = re.search(r"/portal/[^/\s]+/", banner)
+            assert printed, banner
+            wait_for_line(process, "jobs process started")
+            base = f"http://127.0.0.1:{port}"
+            for path in [printed.group(0), *mailed]:
+                page = get_when_up(f"{base}{path}")
+                assert page.status_code == 200, path  # not the 403 "link expired" page
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def get_when_up(url: str) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "web server never answered"
+            time.sleep(0.2)
 
 
 SEED_WEBHOOKS = """

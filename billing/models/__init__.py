@@ -24,6 +24,7 @@ from billing.models.credit_notes import (
 from billing.models.customers import Customer, CustomerMetadata, CustomerStatus, IntegrationCustomer
 from billing.models.documents import Document, DocumentType
 from billing.models.events import Event, EventError, UsageBucket
+from billing.models.installation import InstallationSecret
 from billing.models.invoices import (
     Fee,
     FeeType,
@@ -66,6 +67,7 @@ from billing.models.webhooks import (
 )
 
 __all__ = [
+    "InstallationSecret",
     "PAYMENT_METHODS",
     "Payment",
     "PaymentRecordStatus",
