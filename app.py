@@ -55,7 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = installation_secret_key(app)
+        use_installation_secret(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR))
     csrf.init_app(app)
     login_manager.init_app(app)
@@ -115,31 +115,67 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def installation_secret_key(app: Flask) -> str:
-    """The signing key stored by migration 0023, read once: every process of the installation
-    (web workers, the jobs process, commands) signs and verifies with it.
+def use_installation_secret(app: Flask) -> None:
+    """Without SECRET_KEY, sign and verify with the installation secret stored by migration
+    0023, so every process of the installation (web workers, the jobs process, commands) shares
+    one key that survives restarts.
 
-    Before the migrations have run (`flask db upgrade` on a fresh database) there is none yet:
-    this process gets a random key of its own, with a warning. A database that cannot be reached
-    stops the start-up: a made-up key would sign links and encrypt passwords that no other
-    process could read."""
+    Read once at start-up. A database that cannot be reached then is read again before each
+    request (which answers 503 until it can) and each job: a made-up key would sign links and
+    encrypt passwords that no other process could read. Before the migrations have run
+    (`flask db upgrade` on a fresh database) there is no secret yet: this process gets a random
+    key of its own, with a warning."""
+    try:
+        app.config["SECRET_KEY"] = _installation_secret_key(app)
+        return
+    except SQLAlchemyError as exc:
+        logging.getLogger(__name__).warning(
+            "SECRET_KEY is not set and the database cannot be reached (%s): the installation "
+            "secret will be read once it answers",
+            type(exc).__name__,
+        )
+
+    def load_when_missing() -> None:
+        if not app.config.get("SECRET_KEY"):
+            app.config["SECRET_KEY"] = _installation_secret_key(app, dispose=False)
+
+    app.extensions["ledgerline.load_secret_key"] = load_when_missing
+    wsgi_app = app.wsgi_app
+
+    def load_then_serve(environ: Any, start_response: Any) -> Any:
+        # before the request context, whose session needs the key
+        try:
+            load_when_missing()
+        except SQLAlchemyError as exc:
+            from blueprints.api.errors import database_unavailable
+
+            with app.app_context():
+                return database_unavailable(exc)(environ, start_response)
+        return wsgi_app(environ, start_response)
+
+    app.wsgi_app = load_then_serve  # type: ignore[method-assign]
+
+
+def ensure_secret_key(app: Flask) -> None:
+    """Read the installation secret now if start-up could not (raises while the database is
+    unreachable); nothing to do when SECRET_KEY is known."""
+    load = app.extensions.get("ledgerline.load_secret_key")
+    if load is not None:
+        load()
+
+
+def _installation_secret_key(app: Flask, *, dispose: bool = True) -> str:
     from billing.models import InstallationSecret
 
-    try:
-        with app.app_context():
-            try:
-                with db.engine.connect() as connection:
-                    stored = None
-                    if inspect(connection).has_table(InstallationSecret.__tablename__):
-                        stored = connection.scalar(select(InstallationSecret.secret_key))
-            finally:
-                # no pooled connection left behind for forked workers to share
+    with app.app_context():
+        try:
+            with db.engine.connect() as connection:
+                stored = None
+                if inspect(connection).has_table(InstallationSecret.__tablename__):
+                    stored = connection.scalar(select(InstallationSecret.secret_key))
+        finally:
+            if dispose:  # at start-up: no pooled connection left for forked workers to share
                 db.engine.dispose()
-    except SQLAlchemyError as exc:
-        raise RuntimeError(
-            "SECRET_KEY is not set and the installation secret cannot be read from the "
-            f"database ({type(exc).__name__}); set SECRET_KEY or make the database reachable"
-        ) from exc
     if stored:
         return str(stored)
     logging.getLogger(__name__).warning(

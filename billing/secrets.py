@@ -1,8 +1,10 @@
 """Secrets kept in the database (SMTP passwords), encrypted with a key derived from SECRET_KEY.
 
 Fernet (AES-128-CBC + HMAC-SHA256) with a key made by HKDF-SHA256 from the application's
-SECRET_KEY and a purpose-specific `info`: a database dump alone reveals nothing, and no other
-derived key (sessions, links) can read or forge one of these values. Changing SECRET_KEY makes
+SECRET_KEY and a purpose-specific `info`: with SECRET_KEY set in the environment (as production
+should), a database dump alone reveals nothing; without it the key is the installation secret
+stored in the same database. No other derived key (sessions, links) can read or forge one of
+these values. Changing SECRET_KEY makes
 the stored values unreadable (decrypt_secret raises SecretUnreadable): enter them again.
 """
 

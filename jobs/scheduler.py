@@ -16,6 +16,8 @@ from typing import Any
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from app import ensure_secret_key
+
 log = logging.getLogger(__name__)
 
 
@@ -55,6 +57,7 @@ def _in_app_context(app: Flask, spec: JobSpec) -> Callable[[], None]:
     def run() -> None:
         with app.app_context():
             try:
+                ensure_secret_key(app)  # when the database was unreachable at start-up
                 spec.func()
             except Exception:
                 log.exception("job %r failed", spec.id)

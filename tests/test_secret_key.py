@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask_migrate import upgrade
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from billing.models import Customer, InstallationSecret, Organization
@@ -144,12 +145,46 @@ def test_before_the_migrations_a_process_warns_and_uses_a_key_of_its_own(
     assert "SECRET_KEY is not set" not in caplog.text
 
 
-def test_an_unreachable_database_stops_a_start_without_secret_key(
+def test_a_database_unreachable_at_start_is_asked_again_until_it_answers(
     make_app: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    unreachable = "postgresql+psycopg://ledgerline@127.0.0.1:1/nowhere"
-    with pytest.raises(RuntimeError, match="set SECRET_KEY or make the database reachable"):
-        make_app(unreachable)
+    import app as app_module
+
+    read_stored_secret = app_module._installation_secret_key
+    database_down = [True]
+
+    def unreachable_then_back(app: Flask, **kwargs: Any) -> str:
+        if database_down[0]:
+            raise OperationalError("SELECT secret_key", {}, ConnectionRefusedError())
+        return read_stored_secret(app, **kwargs)
+
+    monkeypatch.setattr(app_module, "_installation_secret_key", unreachable_then_back)
+    web, jobs = make_app(), make_app()  # they start: no key is made up meanwhile
+    assert not web.config.get("SECRET_KEY") and not jobs.config.get("SECRET_KEY")
+    client = web.test_client()
+    for path in ("/login", "/api/v1/customers", "/health"):
+        response = client.get(path)
+        assert response.status_code == 503, path
+        assert response.json == {
+            "status": 503,
+            "error": "Service Unavailable",
+            "code": "database_unavailable",
+        }
+    with jobs.app_context(), pytest.raises(OperationalError):
+        app_module.ensure_secret_key(jobs)  # the job fails and runs again at its next tick
+
+    database_down[0] = False
+    assert client.get("/login").status_code == 200
+    with jobs.app_context():
+        app_module.ensure_secret_key(jobs)
+        stored = db.session.scalar(select(InstallationSecret.secret_key))
+    assert web.secret_key == jobs.secret_key == stored
+
+
+def test_with_secret_key_an_unreachable_database_is_only_a_503(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SECRET_KEY", "from-the-environment")
-    configured = make_app(unreachable)
+    configured = make_app("postgresql+psycopg://ledgerline@127.0.0.1:1/nowhere")
+    assert configured.secret_key == "from-the-environment"
     assert configured.test_client().get("/health").status_code == 503
