@@ -115,14 +115,20 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], workers: int, *extra_args: str) -> Iterator[tuple[str, int]]:
-    """A gunicorn server of the app (`app:create_app()`, sync workers) on a free port; yields
-    its base URL and the master's pid."""
+def gunicorn(
+    env: dict[str, str],
+    workers: int,
+    *extra_args: str,
+    app: str = "app:create_app()",
+    cwd: Path = ROOT,
+) -> Iterator[tuple[str, int]]:
+    """A gunicorn server of the app (`app:create_app()` unless told another, sync workers) on a
+    free port; yields its base URL and the master's pid."""
     port = free_port()
     process = subprocess.Popen(  # noqa: S603
         [str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-         "--log-level", "warning", *extra_args, "app:create_app()"],
-        cwd=ROOT, env=env,
+         "--log-level", "warning", *extra_args, app],
+        cwd=cwd, env=env,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:

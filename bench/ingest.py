@@ -143,6 +143,22 @@ def run_wrk(
     }
 
 
+def bare_flask(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """The same wrk runs against bench/echo_app.py (a bare Flask app that parses the bodies and
+    echoes them) under the same gunicorn: the most any Flask view can serve on this machine."""
+    results: dict[str, Any] = {}
+    with gunicorn(dict(os.environ), args.workers, app="echo_app:app", cwd=ROOT / "bench") as (
+        base,
+        master,
+    ):
+        workers = worker_pids(master)
+        for label, batch in (("single events", 0), (f"batches of {BATCH_SIZE}", BATCH_SIZE)):
+            run = run_wrk(base, batch, args, tmp, workers)
+            run["events_per_s"] = (run["requests"] - run["failed"]) * max(batch, 1) / run["seconds"]
+            results[label] = run
+    return results
+
+
 def stored_events(url: str) -> int:
     from sqlalchemy import create_engine, text  # noqa: PLC0415
 
@@ -217,7 +233,13 @@ def run_backend(url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]
     return results
 
 
-def report(name: str, results: dict[str, Any], base_rate: float, args: argparse.Namespace) -> bool:
+def report(
+    name: str,
+    results: dict[str, Any],
+    base_rate: float,
+    args: argparse.Namespace,
+    ceiling: dict[str, Any],
+) -> bool:
     print(
         f"\n{name}: gunicorn {args.workers} workers; wrk {args.threads} threads, "
         f"{args.connections} connections, {args.duration} s per run"
@@ -242,6 +264,7 @@ def report(name: str, results: dict[str, Any], base_rate: float, args: argparse.
         cpu_ms = r["worker_cpu"] / max(r["requests"], 1) * 1000
         print(
             f"  {'':<20} worker CPU {cpu_ms:.2f} ms a request ({r['worker_cpu']:.1f} s in all)"
+            f"; {rate / ceiling[label]['events_per_s']:.0%} of the bare Flask ceiling"
             + (f"; WAL file {r['wal_bytes'] / 2**20:.1f} MB" if r["wal_bytes"] else "")
         )
         ok &= met
@@ -273,9 +296,17 @@ def main() -> int:
             f"\nbaseline: bare sqlite3 executemany into the same events table, "
             f"{BATCH_SIZE}-row transactions: {base_rate:,.0f} rows/s"
         )
-        ok &= report(f"SQLite {sqlite3.sqlite_version}", sqlite_results, base_rate, args)
+        ceiling = bare_flask(args, tmp)
+        print("ceiling: a bare Flask view parsing and echoing the same bodies, same gunicorn:")
+        for label, run in ceiling.items():
+            cpu_ms = run["worker_cpu"] / max(run["requests"], 1) * 1000
+            print(
+                f"  {label:<20} {run['events_per_s']:>9,.0f} events/s, "
+                f"worker CPU {cpu_ms:.2f} ms a request"
+            )
+        ok &= report(f"SQLite {sqlite3.sqlite_version}", sqlite_results, base_rate, args, ceiling)
         figures: dict[str, Any] = {
-            "baseline_rows_per_s": base_rate, "duration_s": args.duration,
+            "baseline_rows_per_s": base_rate, "bare_flask": ceiling, "duration_s": args.duration,
             "connections": args.connections, "workers": args.workers,
             "targets": {"single": TARGET_SINGLE, "batch": TARGET_BATCH,
                         "batch_ratio": TARGET_BATCH_RATIO},
@@ -284,7 +315,7 @@ def main() -> int:
         if args.database_url:
             with throwaway_postgresql(args.database_url, keep=False) as url:
                 figures["postgresql"] = run_backend(url, args, tmp)
-                ok &= report("PostgreSQL", figures["postgresql"], base_rate, args)
+                ok &= report("PostgreSQL", figures["postgresql"], base_rate, args, ceiling)
     save_results("ingest", args, ok, figures)
     return 0 if ok else 1
 
