@@ -1,8 +1,10 @@
 """The command line: organizations, agents and the demo seed, as an operator uses them."""
 
+import re
+
 from sqlalchemy import func, select
 
-from billing.demo import DEMO_API_KEY
+from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY
 from billing.models import Agent, Customer, Event, Organization
 from extensions import db
 
@@ -67,8 +69,9 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     second = run(app, "demo", "seed")
 
     assert first.exit_code == 0, first.output
-    assert "DEMO ONLY" in first.output and DEMO_API_KEY in first.output
-    assert "DEMO ONLY" in second.output
+    for output in (first.output, second.output):  # printed at every run, labelled demo-only
+        assert "DEMO ONLY" in output and DEMO_API_KEY in output
+        assert f"{DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}" in output
     assert "(0 new)" in second.output
     demo = (
         Customer.organization_id
@@ -88,6 +91,17 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     assert len(customers) == total
     assert any(c["external_id"].startswith("cus_") for c in customers)
     assert any(c["metadata"] for c in customers)
+
+    # The printed console credentials sign in, as the demo's admin.
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").text)
+    signed_in = client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "email": DEMO_ADMIN_EMAIL,
+              "password": DEMO_ADMIN_PASSWORD},
+    )  # fmt: skip
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
+    settings = client.get("/settings")
+    assert settings.status_code == 200 and "Demo Org" in settings.text
 
 
 def test_demo_seed_meters_usage_once(app, client, db_session):
