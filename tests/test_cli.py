@@ -1,11 +1,13 @@
 """The command line: organizations, agents and the demo seed, as an operator uses them."""
 
 import re
+from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY
 from billing.models import Agent, Customer, Event, Organization
+from billing.timeutil import now_utc, set_clock
 from extensions import db
 
 
@@ -102,6 +104,21 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
     settings = client.get("/settings")
     assert settings.status_code == 200 and "Demo Org" in settings.text
+
+
+def test_demo_seed_under_a_frozen_clock_keeps_that_clock(app, client, db_session):
+    """A test can seed the demo at a moment of its choosing: the seed replays its history day
+    by day under clocks of its own, then gives the frozen clock back."""
+    moment = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
+    set_clock(lambda: moment)
+
+    result = run(app, "demo", "seed")
+
+    assert result.exit_code == 0, result.output
+    assert now_utc() == moment
+    api = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+    invoices = client.get("/api/v1/invoices?per_page=100", headers=api).get_json()["invoices"]
+    assert invoices and max(i["issuing_date"] for i in invoices) <= "2026-03-16"
 
 
 def test_demo_seed_meters_usage_once(app, client, db_session):
