@@ -1,12 +1,14 @@
 """The command line: organizations, agents and the demo seed, as an operator uses them."""
 
+import hashlib
 import re
+import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
 from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY
-from billing.models import Agent, Customer, Event, Organization
+from billing.models import ActivityLog, Agent, ApiKey, Customer, Event, Organization, OutboxEvent
 from billing.timeutil import now_utc, set_clock
 from extensions import db
 
@@ -40,6 +42,32 @@ def test_orgs_create_with_a_given_key_and_refusals(app, client, db_session):
 
     assert duplicate.exit_code != 0 and "already exists" in duplicate.output
     assert short_key.exit_code != 0 and "api_key" in short_key.output
+
+
+def test_an_api_key_is_stored_as_its_sha256_only(app, db_session):
+    """The key is shown once: what is stored (its hash and a short prefix for lookup) cannot give
+    it back, and neither can the audit trail or the outbox."""
+    result = run(app, "orgs", "create", "Umbrella")
+    lines = dict(line.split(": ", 1) for line in result.output.strip().splitlines())
+    raw_key = lines["api_key"]
+    organization_id = db_session.scalar(
+        select(Organization.id).where(Organization.lago_id == uuid.UUID(lines["organization_id"]))
+    )
+
+    [row] = db_session.execute(
+        select(ApiKey.__table__).where(ApiKey.organization_id == organization_id)
+    ).all()
+    assert row.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
+    assert raw_key.startswith(row.prefix) and len(row.prefix) < len(raw_key) // 2
+    assert not any(raw_key in str(value) for value in row)
+    logs = db_session.execute(
+        select(ActivityLog.__table__).where(ActivityLog.organization_id == organization_id)
+    ).all()
+    events = db_session.execute(
+        select(OutboxEvent.__table__).where(OutboxEvent.organization_id == organization_id)
+    ).all()
+    assert any(log.resource_type == "api_key" for log in logs)
+    assert not any(raw_key in str(value) for written in logs + events for value in written)
 
 
 def test_agents_create(app, db_session):
