@@ -10,7 +10,7 @@ from sqlalchemy import select
 from billing.models import Coupon, Organization
 from billing.services import audit
 from billing.services.coupons import apply_coupon, create_coupon
-from billing.timeutil import set_clock
+from billing.timeutil import clock_frozen_at
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -31,10 +31,7 @@ def seed_coupons(organization: Organization, applied_at: datetime) -> None:
         return
     for payload in COUPONS:
         create_coupon(organization, payload, SEED)
-    set_clock(lambda: applied_at)
-    try:
+    with clock_frozen_at(applied_at):
         apply_coupon(
             organization, {"external_customer_id": "globex", "coupon_code": "launch20"}, SEED
         )
-    finally:
-        set_clock(None)

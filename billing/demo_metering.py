@@ -8,7 +8,6 @@ once. Numbers come from a seeded random generator: every fresh demo looks the sa
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +31,7 @@ from billing.services.invoicing import (
 from billing.services.metrics import create_billable_metric
 from billing.services.plans import create_plan
 from billing.services.subscriptions import create_subscription
-from billing.timeutil import now_utc, set_clock
+from billing.timeutil import clock_frozen_at, now_utc
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -205,8 +204,7 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     for customer, external_id, plan_code, days_ago, billing_time in SUBSCRIPTIONS:
         start = now - timedelta(days=days_ago)
         # Subscribed on its start date (a future one today), as it would have happened.
-        set_clock(_frozen(min(start, now)))
-        try:
+        with clock_frozen_at(min(start, now)):
             create_subscription(
                 organization,
                 {"external_customer_id": customer, "external_id": external_id,
@@ -214,8 +212,6 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
                  "subscription_at": start.strftime("%Y-%m-%dT%H:%M:%SZ")},
                 SEED,
             )  # fmt: skip
-        finally:
-            set_clock(None)
         if days_ago > 0:
             events += _events_for(external_id, plan_code, start, now, rng)
     for customer, external_id, plan_code in DOWNGRADES:
@@ -250,28 +246,21 @@ def seed_metering(organization: Organization) -> MeteringSummary | None:
     return MeteringSummary(subscriptions or 0, stored or 0, invoices or 0)
 
 
-def _frozen(moment: datetime) -> Callable[[], datetime]:
-    return lambda: moment
-
-
 def _bill_history(organization: Organization, since: datetime) -> None:
     """Replay the jobs process day by day since the first subscription started, so the demo
     has the invoices it would have: issued on their own dates, finalized after the grace
     period, paid, except a customer who is now overdue."""
     now = now_utc()
     day = since
-    try:
-        while day < now:
-            day = min(day + timedelta(days=1), now)
-            set_clock(_frozen(day))
+    while day < now:
+        day = min(day + timedelta(days=1), now)
+        with clock_frozen_at(day):
             close_periods(organization_id=organization.id)
             finalize_due_drafts()
             for invoice in _finalized_unpaid(organization, before=day - timedelta(days=12)):
                 update_invoice(invoice, {"payment_status": "succeeded"}, SEED)
             mark_overdue_invoices()
             seed_credit_note(organization)
-    finally:
-        set_clock(None)
 
 
 def _finalized_unpaid(organization: Organization, before: datetime) -> list[Invoice]:

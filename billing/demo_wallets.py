@@ -3,13 +3,15 @@ invoice when the demo's billing history is replayed."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from sqlalchemy import func, select
 
 from billing.models import Organization, Subscription, Wallet
 from billing.services import audit
 from billing.services.customers import get_customer
 from billing.services.wallets import create_wallet
-from billing.timeutil import set_clock
+from billing.timeutil import clock_frozen_at
 from extensions import db
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
@@ -27,14 +29,10 @@ def seed_wallet(organization: Organization) -> Wallet:
             Subscription.customer_id == customer.id
         )
     )
-    if started is not None:
-        set_clock(lambda: started)
-    try:
+    with clock_frozen_at(started) if started is not None else nullcontext():
         return create_wallet(
             organization,
             {"external_customer_id": WALLET_CUSTOMER, "name": "Welcome credits",
              "rate_amount": "1", "granted_credits": GRANTED_CREDITS},
             SEED,
         )  # fmt: skip
-    finally:
-        set_clock(None)

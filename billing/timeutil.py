@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,19 @@ def set_clock(clock: Callable[[], datetime] | None) -> None:
     """Replace the clock (tests, backfills); `None` restores the real one."""
     global _clock
     _clock = clock if clock is not None else (lambda: datetime.now(UTC))
+
+
+@contextmanager
+def clock_frozen_at(moment: datetime) -> Iterator[None]:
+    """Read `moment` as the current time inside the block, then give back the clock that was
+    in place before (a frozen one too, as when a test seeds the demo at a chosen time)."""
+    global _clock
+    previous = _clock
+    _clock = lambda: moment  # noqa: E731
+    try:
+        yield
+    finally:
+        _clock = previous
 
 
 def as_utc(value: datetime) -> datetime:

@@ -97,6 +97,43 @@ def test_create_returns_every_field_of_lagos_customer_object(api_client, org):
     assert customer["created_at"].endswith("Z")
 
 
+def test_billing_entity_and_invoice_custom_sections_are_accepted_and_echoed_empty(api_client):
+    """Billing entities and invoice custom sections are out of scope (lago-api.md, deviations): a
+    payload naming them is accepted, and the customer shows no entity and no sections."""
+    response = upsert(
+        api_client,
+        external_id="acme",
+        billing_entity_code="eu-entity",
+        invoice_custom_section_codes=["bank_details", "footer"],
+        skip_invoice_custom_sections=True,
+    )
+
+    assert response.status_code == 200, response.get_json()
+    for customer in (
+        response.get_json()["customer"],
+        api_client.get("/api/v1/customers/acme").get_json()["customer"],
+    ):
+        assert customer["billing_entity_code"] is None
+        assert customer["applicable_invoice_custom_sections"] == []
+        assert customer["skip_invoice_custom_sections"] is True
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"billing_entity_code": 7},
+        {"invoice_custom_section_codes": "footer"},
+        {"invoice_custom_section_codes": [1, 2]},
+    ],
+)
+def test_billing_entity_and_custom_section_codes_of_the_wrong_type_are_422(api_client, fields):
+    response = upsert(api_client, external_id="acme", **fields)
+
+    assert response.status_code == 422
+    assert response.get_json()["error_details"] == {next(iter(fields)): ["value_is_invalid"]}
+    assert api_client.get("/api/v1/customers/acme").status_code == 404
+
+
 def test_slug_and_sequential_id_count_per_organization(api_client, org):
     first = upsert(api_client, external_id="a").get_json()["customer"]
     second = upsert(api_client, external_id="b").get_json()["customer"]

@@ -1,9 +1,15 @@
 """The command line: organizations, agents and the demo seed, as an operator uses them."""
 
+import hashlib
+import re
+import uuid
+from datetime import UTC, datetime
+
 from sqlalchemy import func, select
 
-from billing.demo import DEMO_API_KEY
-from billing.models import Agent, Customer, Event, Organization
+from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY
+from billing.models import ActivityLog, Agent, ApiKey, Customer, Event, Organization, OutboxEvent
+from billing.timeutil import now_utc, set_clock
 from extensions import db
 
 
@@ -38,6 +44,32 @@ def test_orgs_create_with_a_given_key_and_refusals(app, client, db_session):
     assert short_key.exit_code != 0 and "api_key" in short_key.output
 
 
+def test_an_api_key_is_stored_as_its_sha256_only(app, db_session):
+    """The key is shown once: what is stored (its hash and a short prefix for lookup) cannot give
+    it back, and neither can the audit trail or the outbox."""
+    result = run(app, "orgs", "create", "Umbrella")
+    lines = dict(line.split(": ", 1) for line in result.output.strip().splitlines())
+    raw_key = lines["api_key"]
+    organization_id = db_session.scalar(
+        select(Organization.id).where(Organization.lago_id == uuid.UUID(lines["organization_id"]))
+    )
+
+    [row] = db_session.execute(
+        select(ApiKey.__table__).where(ApiKey.organization_id == organization_id)
+    ).all()
+    assert row.key_hash == hashlib.sha256(raw_key.encode()).hexdigest()
+    assert raw_key.startswith(row.prefix) and len(row.prefix) < len(raw_key) // 2
+    assert not any(raw_key in str(value) for value in row)
+    logs = db_session.execute(
+        select(ActivityLog.__table__).where(ActivityLog.organization_id == organization_id)
+    ).all()
+    events = db_session.execute(
+        select(OutboxEvent.__table__).where(OutboxEvent.organization_id == organization_id)
+    ).all()
+    assert any(log.resource_type == "api_key" for log in logs)
+    assert not any(raw_key in str(value) for written in logs + events for value in written)
+
+
 def test_agents_create(app, db_session):
     run(app, "orgs", "create", "Hooli")
 
@@ -67,8 +99,9 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     second = run(app, "demo", "seed")
 
     assert first.exit_code == 0, first.output
-    assert "DEMO ONLY" in first.output and DEMO_API_KEY in first.output
-    assert "DEMO ONLY" in second.output
+    for output in (first.output, second.output):  # printed at every run, labelled demo-only
+        assert "DEMO ONLY" in output and DEMO_API_KEY in output
+        assert f"{DEMO_ADMIN_EMAIL} / {DEMO_ADMIN_PASSWORD}" in output
     assert "(0 new)" in second.output
     demo = (
         Customer.organization_id
@@ -88,6 +121,32 @@ def test_demo_seed_is_idempotent_and_prints_demo_credentials(app, client, db_ses
     assert len(customers) == total
     assert any(c["external_id"].startswith("cus_") for c in customers)
     assert any(c["metadata"] for c in customers)
+
+    # The printed console credentials sign in, as the demo's admin.
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', client.get("/login").text)
+    signed_in = client.post(
+        "/login",
+        data={"csrf_token": token.group(1), "email": DEMO_ADMIN_EMAIL,
+              "password": DEMO_ADMIN_PASSWORD},
+    )  # fmt: skip
+    assert signed_in.status_code == 302 and signed_in.headers["Location"] == "/"
+    settings = client.get("/settings")
+    assert settings.status_code == 200 and "Demo Org" in settings.text
+
+
+def test_demo_seed_under_a_frozen_clock_keeps_that_clock(app, client, db_session):
+    """A test can seed the demo at a moment of its choosing: the seed replays its history day
+    by day under clocks of its own, then gives the frozen clock back."""
+    moment = datetime(2026, 3, 16, 9, 30, tzinfo=UTC)
+    set_clock(lambda: moment)
+
+    result = run(app, "demo", "seed")
+
+    assert result.exit_code == 0, result.output
+    assert now_utc() == moment
+    api = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+    invoices = client.get("/api/v1/invoices?per_page=100", headers=api).get_json()["invoices"]
+    assert invoices and max(i["issuing_date"] for i in invoices) <= "2026-03-16"
 
 
 def test_demo_seed_meters_usage_once(app, client, db_session):

@@ -9,13 +9,20 @@ are never found.
 from __future__ import annotations
 
 import itertools
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, event, insert, select, text
 
+from billing.models import Customer
 from billing.services.customers import CustomerFilters, delete_customer, list_customers
 from billing.timeutil import set_clock
+from extensions import db
 from tests import factories
 from tests.factories import make_customer
 
@@ -364,3 +371,123 @@ def test_pages_of_a_broad_search_follow_the_sort_order(
     pages = [list_customers(org, filters, page=p, per_page=1, sort=sort) for p in range(1, 26)]
     assert [page.items[0].external_id for page in pages] == expected
     assert {page.total_count for page in pages} == {25}
+
+
+# --- query plans: the search stays on its index ----------------------------------------------
+
+
+@contextmanager
+def search_statements() -> Iterator[list[tuple[str, Any]]]:
+    """The statements (and their parameters) that search customers, as sent to the database."""
+    captured: list[tuple[str, Any]] = []
+
+    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "customer_search MATCH" in statement or "search_text LIKE" in statement:
+            captured.append((statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        yield captured
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+
+
+def plan_of(statement: str, parameters: Any, backend: str) -> str:
+    connection = db.session.connection()
+    if backend == "sqlite":
+        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+        return "\n".join(row[-1] for row in rows)
+    rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
+    return "\n".join(row[0] for row in rows)
+
+
+def test_on_sqlite_the_search_reads_the_trigram_index(
+    api_client: Any, org: Any, backend: str
+) -> None:
+    """The matches come from the FTS5 table (a MATCH within the organization's rowid range);
+    customers are then read by id, never scanned."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's FTS5 index")
+    for n in range(30):
+        make_customer(org, external_id=f"c-{n}", name=f"Customer {n}", currency="EUR")
+    make_customer(org, external_id="nw-7781", name="Northwind Traders", currency="EUR")
+
+    with search_statements() as statements:
+        assert search(api_client, "northwind") == (["nw-7781"], 1)
+        assert search(api_client, "wind", **{"currencies[]": "EUR"}) == (["nw-7781"], 1)
+        assert search(api_client, "customer", per_page=2, page=3)[1] == 30
+
+    assert len(statements) >= 3
+    for statement, parameters in statements:
+        plan = plan_of(statement, parameters, backend)
+        assert re.search(r"SCAN customer_search VIRTUAL TABLE INDEX \d+:M", plan), plan
+        assert not re.search(r"^SCAN customers$", plan, re.MULTILINE), plan
+
+
+def postgresql_only(backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's trigram index")
+
+
+def add_customers(org: Any, count: int) -> None:
+    """`count` plain customers in one statement, copies of a customer of the factory."""
+    template = make_customer(org, external_id="template", name="Template")
+    row = dict(
+        db.session.execute(select(Customer.__table__).where(Customer.id == template.id))
+        .one()
+        ._mapping
+    )
+    del row["id"]
+    db.session.execute(
+        insert(Customer.__table__),
+        [
+            {
+                **row,
+                "lago_id": uuid.uuid4(),
+                "external_id": f"bulk-{n}",
+                "sequential_id": 100_000 + n,  # past the counter of this test's customers
+                "name": f"Customer {n}",
+                "search_text": f"customer {n}\nbulk-{n}\n  cu  bu  {str(n)[:2]}",
+            }
+            for n in range(count)
+        ],
+    )
+
+
+def test_on_postgresql_a_selective_search_reads_the_trigram_index(
+    api_client: Any, org: Any, backend: str
+) -> None:
+    """With thousands of customers and fresh statistics, a search matching one of them is
+    answered by the pg_trgm GIN index, not by a walk of the organization's customers."""
+    postgresql_only(backend)
+    make_customer(org, external_id="nw-7781", name="Northwind Traders")
+    add_customers(org, 5000)
+    # as autovacuum would: the index's pending entries merged, statistics up to date
+    db.session.execute(text("SELECT gin_clean_pending_list('ix_customers_search_trgm')"))
+    db.session.execute(text("ANALYZE customers"))
+
+    with search_statements() as statements:
+        assert search(api_client, "northwind") == (["nw-7781"], 1)
+        assert search(api_client, "traders nw") == (["nw-7781"], 1)
+
+    assert len(statements) == 2
+    for statement, parameters in statements:
+        plan = plan_of(statement, parameters, backend)
+        assert "Bitmap Index Scan on ix_customers_search_trgm" in plan, plan
+        assert "Seq Scan on customers" not in plan, plan
+
+
+def test_on_postgresql_the_search_is_never_a_prepared_statement(
+    api_client: Any, org: Any, backend: str
+) -> None:
+    """psycopg prepares a statement run a few times on one connection, and PostgreSQL's generic
+    plan for a search may ignore the trigram index: the application's connections never do."""
+    postgresql_only(backend)
+    make_customer(org, external_id="nw-7781", name="Northwind Traders")
+
+    for _ in range(10):
+        assert search(api_client, "northwind") == (["nw-7781"], 1)
+
+    connection = db.session.connection()
+    assert connection.connection.driver_connection.prepare_threshold is None
+    assert connection.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar() == 0
