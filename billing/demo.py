@@ -50,6 +50,9 @@ DEMO_VIEWS = {
 }
 
 SEED = audit.Actor(type="system", source="cli", label="demo seed")
+#: Soylent's invoice grace period: longer than any month, so its invoice of the month that just
+#: ended is always a draft however late in the month the demo is seeded
+DRAFT_GRACE_DAYS = 45
 
 
 def _customer(
@@ -208,6 +211,8 @@ DEMO_CUSTOMERS: list[dict[str, Any]] = [
         city="Amsterdam",
         zipcode="1012 JS",
         tax_identification_number="NL859848215B01",
+        # its accounts team checks each invoice before it goes out: the demo's drafts
+        billing_configuration={"document_locale": "nl", "invoice_grace_period": DRAFT_GRACE_DAYS},
     ),
     _customer(
         "nordlys",

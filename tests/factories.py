@@ -212,3 +212,27 @@ def assert_amount_relations(invoice: Any) -> None:
     )
     if invoice.status == "finalized" and invoice.total_amount_cents == 0:
         assert invoice.payment_status == "succeeded"
+
+
+def console_activity(agent: Agent) -> list[tuple[str, str, dict[str, Any]]]:
+    """(activity type, resource id, changes) of the audit entries `agent` wrote through the
+    console, oldest first: who did what, as the audit log shows it."""
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from billing.models import ActivityLog  # noqa: PLC0415
+
+    entries = db.session.scalars(
+        select(ActivityLog)
+        .where(
+            ActivityLog.organization_id == agent.organization_id,
+            ActivityLog.actor_type == "agent",
+            ActivityLog.actor_id == str(agent.lago_id),
+            ActivityLog.source == "console",
+        )
+        .order_by(ActivityLog.id)
+    )
+    result = []
+    for entry in entries:
+        assert entry.actor_label == agent.email
+        result.append((entry.activity_type, entry.resource_id, entry.changes))
+    return result

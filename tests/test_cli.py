@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY
+from billing.demo import DEMO_ADMIN_EMAIL, DEMO_ADMIN_PASSWORD, DEMO_API_KEY, DRAFT_GRACE_DAYS
 from billing.models import ActivityLog, Agent, ApiKey, Customer, Event, Organization, OutboxEvent
 from billing.timeutil import now_utc, set_clock
 from extensions import db
@@ -183,10 +183,14 @@ def test_demo_seed_meters_usage_once(app, client, db_session):
         .where(Organization.name == "Demo Org", Event.error_code.is_not(None))
     )
     assert rejected == 2
-    # Billing history replayed: paid invoices, drafts of the period that just ended, and one
+    # Billing history replayed: paid invoices, drafts of the month that just ended (Soylent's
+    # grace period is longer than a month: whatever the day and hour of the seed), and one
     # customer who has not paid.
     invoices = client.get("/api/v1/invoices?per_page=100", headers=api).get_json()["invoices"]
-    assert {"finalized"} <= {i["status"] for i in invoices}
+    assert {"finalized", "draft"} <= {i["status"] for i in invoices}
+    assert "soylent" in {i["customer"]["external_id"] for i in invoices if i["status"] == "draft"}
+    soylent = client.get("/api/v1/customers/soylent", headers=api).get_json()["customer"]
+    assert soylent["billing_configuration"]["invoice_grace_period"] == DRAFT_GRACE_DAYS > 31
     assert any(i["payment_status"] == "succeeded" for i in invoices)
     overdue = client.get("/api/v1/invoices?payment_overdue=true", headers=api).get_json()
     assert {i["customer"]["external_id"] for i in overdue["invoices"]} == {"hooli"}

@@ -1,4 +1,5 @@
-"""The console's coupons page and the customer's "Wallet & coupons" tab, as an agent uses them."""
+"""The console's coupons page and the customer's "Wallet & coupons" tab, as an agent uses them;
+what the agent does is in the audit log under their name."""
 
 from __future__ import annotations
 
@@ -72,6 +73,11 @@ def test_create_list_edit_and_terminate(agent_client, org):
     assert agent_client.post(f"/coupons/{coupon.lago_id}/terminate").status_code == 302
     db.session.refresh(coupon)
     assert coupon.status == "terminated"
+    assert [what[:2] for what in factories.console_activity(agent_client.agent)] == [
+        ("coupon.created", str(coupon.lago_id)),
+        ("coupon.updated", str(coupon.lago_id)),
+        ("coupon.terminated", str(coupon.lago_id)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -128,6 +134,10 @@ def test_customer_tab_apply_list_and_remove(agent_client, org):
     assert removed.status_code == 302
     db.session.refresh(applied)
     assert applied.status == "terminated"
+    assert [what[:2] for what in factories.console_activity(agent_client.agent)] == [
+        ("applied_coupon.created", str(applied.lago_id)),
+        ("applied_coupon.terminated", str(applied.lago_id)),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -165,6 +175,7 @@ def test_apply_errors_re_render_the_form(agent_client, org, case, message):
     assert message in response.text
     assert re.search(r'id="customer-coupons"', response.text)
     assert db.session.scalar(select(func.count(AppliedCoupon.id))) == before
+    assert factories.console_activity(agent_client.agent) == []
 
 
 def test_viewers_see_coupons_but_cannot_change_them(make_agent_client, org):

@@ -1,7 +1,7 @@
 """Credit notes in the console, as a support agent uses them: create one from the invoice page
 (amounts per fee, refund of a paid invoice, live estimate, field errors), the credit note page
-(void with confirmation, refund status, PDF), the organization's list and the customer's tab;
-viewers read only."""
+(void with confirmation, refund status, PDF), the organization's list with its filters and the
+customer's tab; viewers read only."""
 
 from __future__ import annotations
 
@@ -223,3 +223,48 @@ def test_the_next_invoice_page_shows_the_credit_it_took(agent_client, org, clock
 
     assert f"Credit taken off this invoice: {note.number} ({money(400)})" in page
     assert (may.credit_notes_amount_cents, may.total_amount_cents) == (400, 600)
+
+
+def test_the_list_filters_by_search_issuing_dates_and_refund_status(agent_client, org, clock, acme):
+    credited = make_note(invoice_of(org, acme), 400)  # issued on 1 May (Paris)
+    globex, _ = billed_customer(org, clock, "Globex")
+    close(clock)
+    paid = invoice_of(org, globex)
+    invoicing.update_invoice(paid, {"payment_status": "succeeded"}, TEST_ACTOR)
+    clock[0] = at("2026-05-20T10:00:00")
+    refunded = credit_notes.create_credit_note(
+        paid,
+        {
+            "reason": "duplicated_charge",
+            "items": [{"fee_id": str(paid.fees[0].lago_id), "amount_cents": 300}],
+            "refund_amount_cents": 300,
+        },
+        TEST_ACTOR,
+    )
+    db.session.commit()
+
+    def listed(query: str) -> set[str]:
+        body = text(agent_client.get(f"/credit-notes?{query}", htmx=True))
+        return {note.number for note in (credited, refunded) if note.number in body}
+
+    both = {credited.number, refunded.number}
+    assert listed("") == both
+    # search: a credit note's number, its customer's external id or name
+    assert listed(f"q={refunded.number}") == {refunded.number}
+    assert listed("q=ext-acme") == {credited.number}
+    assert listed("q=Globex") == {refunded.number}
+    # issuing dates, both bounds included
+    assert listed("issued_from=2026-05-02") == {refunded.number}
+    assert listed("issued_to=2026-05-01") == {credited.number}
+    assert listed("issued_from=2026-05-01&issued_to=2026-05-20") == both
+    assert listed("issued_from=2026-05-02&issued_to=2026-05-19") == set()
+    assert "0 credit notes" in text(agent_client.get("/credit-notes?issued_from=2026-05-21"))
+    # refund status: only a refund has one
+    assert listed("refund_status=pending") == {refunded.number}
+    assert listed("refund_status=succeeded") == set()
+    credit_notes.update_credit_note(refunded, {"refund_status": "succeeded"}, TEST_ACTOR)
+    db.session.commit()
+    assert listed("refund_status=succeeded") == {refunded.number}
+    assert listed("refund_status=succeeded&q=acme") == set()
+    # a nonsense value counts as absent, never an error
+    assert listed("refund_status=maybe&issued_from=soon") == both

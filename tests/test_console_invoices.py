@@ -1,7 +1,7 @@
 """Invoices in the console, as a support agent uses them: the organization's list and a
 customer's tab with their filters, the invoice page with its fees and totals, and the actions
-(refresh, finalize, mark paid or failed, void). Invoices come from the real period close with a
-frozen clock."""
+(refresh, finalize, mark paid or failed, void), each in the audit log under the agent's name.
+Invoices come from the real period close with a frozen clock."""
 
 from __future__ import annotations
 
@@ -228,11 +228,14 @@ def test_finalize_a_draft_gives_it_a_number(agent_client, org, clock, globex):
     assert f"Invoice finalized as {invoice.number}" in body
     assert 'id="invoice-detail"' in response.get_data(as_text=True)
     assert "Mark paid" in body and ">Finalize</button>" not in response.get_data(as_text=True)
+    finalized = [("invoice.finalized", str(draft.lago_id), {})]
+    assert factories.console_activity(agent_client.agent) == finalized
 
-    # finalizing again (a stale page) is a message, not an error
+    # finalizing again (a stale page) is a message, not an error, and writes nothing
     again = agent_client.post(f"/invoices/{draft.lago_id}/finalize", follow_redirects=True)
     assert again.status_code == 200
     assert "no longer a draft" in text(again)
+    assert factories.console_activity(agent_client.agent) == finalized
 
 
 def test_refresh_a_draft_counts_late_events(agent_client, org, clock, globex):
@@ -249,6 +252,9 @@ def test_refresh_a_draft_counts_late_events(agent_client, org, clock, globex):
     db.session.expire_all()
     assert invoice_of(org, globex).total_amount_cents == before + 200
     assert money(before + 200) in text(response)
+    assert factories.console_activity(agent_client.agent) == [
+        ("invoice.refreshed", str(draft.lago_id), {"total_amount_cents": [before, before + 200]})
+    ]
 
 
 def test_mark_paid_clears_the_overdue_badge_and_the_balances(agent_client, org, clock, acme):
@@ -275,6 +281,13 @@ def test_mark_paid_clears_the_overdue_badge_and_the_balances(agent_client, org, 
     invoice = invoice_of(org, acme)
     assert (invoice.payment_status, invoice.payment_overdue) == ("succeeded", False)
     assert "0 invoices" in text(agent_client.get("/invoices?overdue=yes"))
+    assert factories.console_activity(agent_client.agent) == [
+        (
+            "invoice.payment_status_updated",
+            str(invoice.lago_id),
+            {"payment_status": ["pending", "succeeded"]},
+        )
+    ]
 
 
 def test_mark_failed_and_refused_payment_statuses(agent_client, org, clock, acme, globex):
@@ -304,6 +317,14 @@ def test_mark_failed_and_refused_payment_statuses(agent_client, org, clock, acme
     assert "Choose paid or failed" in text(nonsense)
     db.session.expire_all()
     assert invoice_of(org, globex).payment_status == "pending"
+    # the refusals leave no trace in the audit log
+    assert factories.console_activity(agent_client.agent) == [
+        (
+            "invoice.payment_status_updated",
+            str(final.lago_id),
+            {"payment_status": ["pending", "failed"]},
+        )
+    ]
 
 
 def test_void_asks_for_confirmation(agent_client, org, clock, acme):
@@ -319,6 +340,7 @@ def test_void_asks_for_confirmation(agent_client, org, clock, acme):
     assert unticked.status_code == 422
     db.session.expire_all()
     assert invoice_of(org, acme).status == "finalized"
+    assert factories.console_activity(agent_client.agent) == []
 
     response = agent_client.post(f"/invoices/{invoice.lago_id}/void", data={"confirm": "y"})
     assert response.status_code == 302
@@ -327,10 +349,13 @@ def test_void_asks_for_confirmation(agent_client, org, clock, acme):
     assert invoice_of(org, acme).status == "voided"
     after = text(agent_client.get(f"/invoices/{invoice.lago_id}"))
     assert "Voided" in after and "Mark paid" not in after
+    voided = [("invoice.voided", str(invoice.lago_id), {})]
+    assert factories.console_activity(agent_client.agent) == voided
 
     again = agent_client.post(f"/invoices/{invoice.lago_id}/void", data={"confirm": "y"}, htmx=True)
     assert again.status_code == 200
     assert "Only a finalized invoice" in text(again)
+    assert factories.console_activity(agent_client.agent) == voided
 
 
 def test_viewers_see_everything_but_no_actions(make_agent_client, org, clock, acme, globex):

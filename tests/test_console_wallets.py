@@ -1,6 +1,7 @@
 """The customer's "Wallet & coupons" tab, as a support agent uses it: create a wallet (form
 errors in place), top up with paid or granted credits, see the balance, ongoing balance and
-transactions, terminate after confirmation; viewers only read."""
+transactions, terminate after confirmation, each in the audit log under the agent's name;
+viewers only read."""
 
 from __future__ import annotations
 
@@ -63,6 +64,19 @@ def test_create_a_wallet_with_credits(agent_client, org, acme):
     assert invoice.number in html  # the purchase links to its invoice
     header = agent_client.get(f"/customers/{acme.lago_id}").get_data(as_text=True)
     assert "Prepaid credits" in header and "€5.00" in header
+    # the audit log: the wallet, its two transactions and the purchase's invoice, by the agent
+    [wallet] = db.session.scalars(select(Wallet).where(Wallet.customer_id == acme.id)).all()
+    activity = [
+        (what, resource) for what, resource, _ in factories.console_activity(agent_client.agent)
+    ]
+    assert sorted(what for what, _ in activity) == [
+        "invoice.finalized",
+        "wallet.created",
+        "wallet_transaction.created",
+        "wallet_transaction.created",
+    ]
+    assert ("wallet.created", str(wallet.lago_id)) in activity
+    assert ("invoice.finalized", str(invoice.lago_id)) in activity
 
 
 @pytest.mark.parametrize(
@@ -80,6 +94,7 @@ def test_create_errors_show_next_to_the_fields(agent_client, acme, data, message
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)
     assert wallet_count(acme) == 0
+    assert factories.console_activity(agent_client.agent) == []
 
 
 def test_a_form_posted_without_javascript_comes_back_on_a_page(agent_client, acme):
@@ -111,6 +126,10 @@ def test_top_up_and_errors(agent_client, org, acme):
     assert "€12.50" in html and "+12.5" in html
     db.session.refresh(wallet)
     assert wallet.balance_cents == 1250
+    # one audit entry: the granted credits, not the refused attempts
+    [(what, _transaction, changes)] = factories.console_activity(agent_client.agent)
+    assert what == "wallet_transaction.created"
+    assert changes["credit_amount"] == [None, "12.5"]
 
 
 def test_terminate_after_confirmation(agent_client, org, acme):
@@ -131,6 +150,9 @@ def test_terminate_after_confirmation(agent_client, org, acme):
     assert done.status_code == 204 and done.headers["HX-Redirect"].endswith("/wallet")
     db.session.refresh(wallet)
     assert wallet.status == "terminated"
+    assert factories.console_activity(agent_client.agent) == [
+        ("wallet.terminated", str(wallet.lago_id), {"status": ["active", "terminated"]})
+    ]
     page = agent_client.get(tab(acme)).get_data(as_text=True)
     assert "Create wallet" in page  # a new one can be made
 

@@ -1,5 +1,6 @@
 """Invoice PDFs end to end: what the customer reads in the PDF of a real invoice, the job that
-stores them once, the API's download and its signed links, and the console's preview.
+stores them (and credit notes') once, the API's download and its signed links, and the
+console's preview.
 
 Invoices come from the real period close with a frozen clock; PDF text is extracted with
 poppler's pdftotext (tests/test_pdf.py), as a customer's PDF reader shows it.
@@ -19,7 +20,7 @@ from sqlalchemy import event, func, select, update
 
 from billing.demo_documents import seed_documents
 from billing.models import Document, Invoice, OutboxEvent, Subscription
-from billing.services import documents, invoicing
+from billing.services import credit_notes, documents, invoicing
 from billing.services.customers import upsert_customer
 from billing.services.invoice_documents import invoice_document
 from extensions import db
@@ -277,6 +278,40 @@ def test_the_scheduled_job_stores_the_missing_pdfs_then_has_nothing_to_do(org, c
     assert [d.owner_id for d in documents_of(org)] == [invoice.id]
     assert len(generated_events(org)) == 1
     assert "documents" in [job.id for job in JOBS]
+
+
+def test_the_job_stores_a_credit_notes_pdf_once_and_announces_it_once(org, clock):
+    from jobs.documents import run_document_generation
+
+    invoice = bill(org, clock, "Acme")
+    note = credit_notes.create_credit_note(
+        invoice,
+        {
+            "reason": "order_change",
+            "items": [{"fee_id": str(invoice.fees[0].lago_id), "amount_cents": 400}],
+            "credit_amount_cents": 400,
+        },
+        factories.TEST_ACTOR,
+    )
+    db.session.commit()
+
+    first = run_document_generation()
+    second = run_document_generation()
+
+    assert (first, second) == (2, 0)  # the invoice's PDF and the credit note's
+    [stored] = [d for d in documents_of(org) if d.document_type == "credit_note"]
+    assert (stored.owner_id, stored.filename) == (note.id, f"{note.number}.pdf")
+    assert stored.content.startswith(b"%PDF") and stored.byte_size == len(stored.content)
+    [event] = db.session.scalars(
+        select(OutboxEvent).where(
+            OutboxEvent.organization_id == org.id,
+            OutboxEvent.event_type == "credit_note.generated",
+        )
+    ).all()
+    assert event.object_type == "credit_note"
+    assert event.payload["lago_id"] == str(note.lago_id)
+    assert event.payload["file_url"].startswith("http://testserver/documents/")
+    assert len(generated_events(org)) == 1  # the invoice's, once too
 
 
 def test_a_pdf_that_fails_to_render_holds_no_other_back(org, clock, monkeypatch, caplog):

@@ -349,6 +349,15 @@ def test_grace_period_drafts_then_the_job_finalizes_and_numbers_them(clock, org)
         None,
     )
     assert draft.total_amount_cents == 1100
+    # webhooks: the draft is announced, its creation waits for the finalization
+    [drafted] = db.session.scalars(
+        select(OutboxEvent).where(
+            OutboxEvent.organization_id == org.id, OutboxEvent.event_type == "invoice.drafted"
+        )
+    ).all()
+    assert drafted.object_type == "invoice"
+    assert (drafted.payload["lago_id"], drafted.payload["status"]) == (str(draft.lago_id), "draft")
+    assert outbox_events(org, "invoice.created") == 0
 
     # a late event of January, then a refresh: the draft follows
     clock[0] = at("2024-02-02T10:00:00")
@@ -371,6 +380,7 @@ def test_grace_period_drafts_then_the_job_finalizes_and_numbers_them(clock, org)
     )
     assert invoice.issuing_date.isoformat() == "2024-02-04"
     assert invoice.payment_due_date.isoformat() == "2024-02-11"
+    assert (outbox_events(org, "invoice.drafted"), outbox_events(org, "invoice.created")) == (1, 1)
     close(clock, "2024-03-01T00:00:10", org)
     invoicing.finalize_invoice(invoices_of(org)[-1])
     db.session.commit()

@@ -937,8 +937,9 @@ def _fees(
 
 def _totals(invoice: Invoice) -> None:
     """Lago's amount relations (§10.1) from the fees and the coupons (set before), taxes
-    included (services.taxes); credit notes and prepaid credits are 0 until those capabilities
-    exist."""
+    included (services.taxes); the credit notes' and prepaid credits' amounts are what the
+    invoice has of them so far (services.credit_notes and services.wallets set them after,
+    keeping the relations)."""
     invoice.fees_amount_cents = sum(fee.amount_cents for fee in invoice.fees)
     invoice.sub_total_excluding_taxes_amount_cents = (
         invoice.fees_amount_cents
@@ -962,12 +963,21 @@ def _totals(invoice: Invoice) -> None:
 
 def refresh_invoice(invoice: Invoice, actor: audit.Actor = audit.SYSTEM) -> Invoice:
     """Recompute a draft from its periods' current usage (late events count); a no-op on any
-    other status, as Lago."""
+    other status, as Lago. The audit entry says who refreshed it and how its total moved."""
     if invoice.status != DRAFT:
         return invoice
+    before = invoice.total_amount_cents
     _compute(invoice)
     invoice.updated_at = now_utc()
     db.session.flush()
+    _record(
+        invoice,
+        "invoice.refreshed",
+        actor,
+        audit.diff(
+            {"total_amount_cents": before}, {"total_amount_cents": invoice.total_amount_cents}
+        ),
+    )
     return invoice
 
 

@@ -4,6 +4,7 @@ and SQL counts. The servers themselves come from bench/_common.py (gunicorn as i
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import timedelta
 from glob import glob
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,34 @@ def rows(url: str, sql: str) -> list[Any]:
             return list(connection.execute(text(sql)))
     finally:
         engine.dispose()
+
+
+def seed_period_close(url: str, subscriptions: int) -> tuple[int, str]:
+    """Migrate the empty database at `url` and seed it in this process with the period-close
+    benchmark's seeder (`subscriptions` monthly subscriptions whose period has ended, two
+    events each); the organization id and the --at of the close."""
+    from flask_migrate import upgrade  # noqa: PLC0415
+    from period_close import seed as seed_periods  # noqa: PLC0415
+
+    from app import create_app  # noqa: PLC0415
+    from extensions import db  # noqa: PLC0415
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "faults"})
+    with app.app_context():
+        upgrade()
+        organization_id, period_end = seed_periods(subscriptions, 2, random.Random(5))
+        db.session.remove()
+        db.engine.dispose()
+    return organization_id, (period_end + timedelta(hours=1)).isoformat()
+
+
+def close_periods(url: str, at: str) -> subprocess.Popen[bytes]:
+    """`flask --app app billing close-periods --at <at>` against `url`, output piped."""
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "faults", "FLASK_DEBUG": "0"}
+    return subprocess.Popen(  # noqa: S603
+        [sys.executable, "-m", "flask", "--app", "app", "billing", "close-periods", "--at", at],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
 
 
 def kill(pid: int) -> None:

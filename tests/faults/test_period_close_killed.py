@@ -11,44 +11,22 @@ fees or its `invoice.created` event, no invoice number used twice.
 from __future__ import annotations
 
 import os
-import random
-import subprocess
-import sys
 import time
-from datetime import timedelta
 
 import pytest
 
-from tests.faults._support import BACKENDS, ROOT, fresh_database, kill, rows, scalar
+from tests.faults._support import (
+    BACKENDS,
+    close_periods,
+    fresh_database,
+    kill,
+    rows,
+    scalar,
+    seed_period_close,
+)
 
 SUBSCRIPTIONS = int(os.environ.get("FAULTS_SUBSCRIPTIONS", "3000"))
 KILLS = 2
-
-
-def seed(url: str) -> tuple[int, str]:
-    """Migrate and seed in this process; the organization id and the --at of the close."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from flask_migrate import upgrade  # noqa: PLC0415
-    from period_close import seed as seed_periods  # noqa: PLC0415
-
-    from app import create_app  # noqa: PLC0415
-    from extensions import db  # noqa: PLC0415
-
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": "faults"})
-    with app.app_context():
-        upgrade()
-        organization_id, period_end = seed_periods(SUBSCRIPTIONS, 2, random.Random(5))
-        db.session.remove()
-        db.engine.dispose()
-    return organization_id, (period_end + timedelta(hours=1)).isoformat()
-
-
-def close_periods(url: str, at: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "faults", "FLASK_DEBUG": "0"}
-    return subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "flask", "--app", "app", "billing", "close-periods", "--at", at],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
 
 
 def invoices(url: str) -> int:
@@ -59,7 +37,7 @@ def invoices(url: str) -> int:
 def test_killed_period_close_leaves_exactly_one_invoice_per_subscription(backend, tmp_path):
     with fresh_database(backend, tmp_path) as url:
         started = time.monotonic()
-        _, at = seed(url)
+        _, at = seed_period_close(url, SUBSCRIPTIONS)
         print(f"\n[{backend}] seeded {SUBSCRIPTIONS} subscriptions in "
               f"{time.monotonic() - started:.0f} s; closing periods at {at}")  # fmt: skip
         seen_at_kill = []
