@@ -298,7 +298,9 @@ def test_the_job_stores_a_credit_notes_pdf_once_and_announces_it_once(org, clock
     first = run_document_generation()
     second = run_document_generation()
 
-    assert (first, second) == (2, 0)  # the invoice's PDF and the credit note's
+    # the invoice's PDF and the credit note's (and whatever other tests left without one)
+    assert first >= 2 and second == 0
+    assert sorted(d.document_type for d in documents_of(org)) == ["credit_note", "invoice"]
     [stored] = [d for d in documents_of(org) if d.document_type == "credit_note"]
     assert (stored.owner_id, stored.filename) == (note.id, f"{note.number}.pdf")
     assert stored.content.startswith(b"%PDF") and stored.byte_size == len(stored.content)
