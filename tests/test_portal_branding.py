@@ -18,8 +18,8 @@ from billing.services import portal as portal_service
 from billing.timeutil import set_clock
 from tests import factories
 from tests.test_console_invoices import at, close, invoice_of, text
+from tests.test_portal import SECRET, link
 
-SECRET = "test-secret-key"  # conftest's SECRET_KEY
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
@@ -29,11 +29,6 @@ def clock(db_session: Any) -> Any:
     set_clock(lambda: now[0])
     yield now
     set_clock(None)
-
-
-def link(customer: Any) -> str:
-    """The path of a fresh portal link of `customer`."""
-    return f"/portal/{portal_service.issue_token(SECRET, customer)}/"
 
 
 def attribute(page: str, pattern: str) -> str:

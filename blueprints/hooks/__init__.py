@@ -44,9 +44,8 @@ def customers() -> ResponseReturnValue:
             body = json.loads(raw)
         except ValueError:
             # Signed, so logged like a 422: the seller sees it, a repeat gets it again.
-            answer = inbound.Answer(
-                400, {"status": 400, "error": "BadRequest: the body is not JSON"}
-            )
+            not_json = error_response(400, "BadRequest: the body is not JSON")
+            answer = inbound.Answer(400, not_json.get_json())
             inbound.record(organization, delivery_id, answer)
             db.session.commit()
             return _json(answer)
