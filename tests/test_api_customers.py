@@ -406,18 +406,28 @@ def test_a_nul_character_is_refused_before_the_database_sees_it(api_client, org)
     in_key = api_client.post(
         "/api/v1/customers", json={"customer": {"external_id": "b", "metadata": [{"key": "\x00"}]}}
     )
+    in_utf16 = api_client.post(  # JSON in UTF-16, which the json module reads too
+        "/api/v1/customers",
+        data=json.dumps({"customer": {"external_id": "c\x00"}}).encode("utf-16"),
+        content_type="application/json",
+    )
+    # a backslash followed by "u0000" is text, not a NUL
+    escaped = api_client.post(
+        "/api/v1/customers", json={"customer": {"external_id": "d", "name": "d\\u0000"}}
+    )
 
     assert (in_query.status_code, in_query.get_json()["error_details"]) == (
         422,
         {"search_term": ["value_is_invalid"]},
     )
     assert in_path.get_json() == {"status": 404, "error": "Not Found", "code": "resource_not_found"}
-    for response in (in_body, in_key):
+    for response in (in_body, in_key, in_utf16):
         assert response.get_json() == {
             "status": 400,
             "error": "BadRequest: request body contains a NUL character",
         }
-    assert api_client.get("/api/v1/customers").get_json()["meta"]["total_count"] == 1
+    assert escaped.get_json()["customer"]["name"] == "d\\u0000"
+    assert api_client.get("/api/v1/customers").get_json()["meta"]["total_count"] == 2
 
 
 def test_a_page_beyond_any_database_integer_is_an_empty_page(api_client, org):

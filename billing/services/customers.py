@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import Row, Select, bindparam, exists, func, inspect, select
+from sqlalchemy import (
+    Integer,
+    Row,
+    Select,
+    any_,
+    bindparam,
+    exists,
+    func,
+    inspect,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import selectinload
 
 from billing.errors import InvariantBroken, NotFound, ValidationFailed
@@ -596,25 +609,36 @@ def _read(query: Select[Any], **params: Any) -> list[_Row]:
     return list(db.session.connection().execute(query, params).all())
 
 
-def _rows_of_customers(model: type[CustomerMetadata | IntegrationCustomer]) -> Select[Any]:
-    """The rows of `model` belonging to the customers `ids`, in the order the ORM
-    relationships use. Built once; the ids are written into the statement (integers), which
-    spares binding a hundred parameters."""
-    return (
-        select(*model.__table__.c)
-        .where(model.customer_id.in_(bindparam("ids", expanding=True, literal_execute=True)))
-        .order_by(model.customer_id, model.id)
+def _of_customers(column: Any, dialect: str) -> Any:
+    """`column` is one of the customer ids of the parameter `ids`: a JSON array on SQLite
+    (json_each), an array on PostgreSQL. One parameter, so the statement's SQL is the same
+    whatever the page: an IN list of a hundred ids was rendered anew for every page."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=postgresql.ARRAY(Integer)))
+    return column.in_(select(literal_column("value")).select_from(func.json_each(bindparam("ids"))))
+
+
+def _child_rows(dialect: str) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    """The statements of the metadata items, CRM links and taxes of the customers `ids`, in
+    the order the ORM relationships use, for a dialect."""
+
+    def of(model: type[CustomerMetadata | IntegrationCustomer]) -> Select[Any]:
+        return (
+            select(*model.__table__.c)
+            .where(_of_customers(model.customer_id, dialect))
+            .order_by(model.customer_id, model.id)
+        )
+
+    taxes = (
+        select(customer_taxes.c.customer_id, *Tax.__table__.c)
+        .join(Tax, Tax.id == customer_taxes.c.tax_id)
+        .where(_of_customers(customer_taxes.c.customer_id, dialect))
+        .order_by(customer_taxes.c.customer_id, Tax.code)
     )
+    return of(CustomerMetadata), of(IntegrationCustomer), taxes
 
 
-_METADATA_OF_CUSTOMERS = _rows_of_customers(CustomerMetadata)
-_LINKS_OF_CUSTOMERS = _rows_of_customers(IntegrationCustomer)
-_TAXES_OF_CUSTOMERS = (
-    select(customer_taxes.c.customer_id, *Tax.__table__.c)
-    .join(Tax, Tax.id == customer_taxes.c.tax_id)
-    .where(customer_taxes.c.customer_id.in_(bindparam("ids", expanding=True, literal_execute=True)))
-    .order_by(customer_taxes.c.customer_id, Tax.code)
-)
+_CHILD_ROWS = {dialect: _child_rows(dialect) for dialect in ("sqlite", "postgresql")}
 
 
 def _listed(organization: Organization, rows: Sequence[_Row]) -> list[ListedCustomer]:
@@ -626,12 +650,10 @@ def _listed(organization: Organization, rows: Sequence[_Row]) -> list[ListedCust
     links: dict[int, list[_Row]] = {id_: [] for id_ in ids}
     taxes: dict[int, list[_Row]] = {id_: [] for id_ in ids}
     if ids:
-        for query, by_customer in (
-            (_METADATA_OF_CUSTOMERS, metadata),
-            (_LINKS_OF_CUSTOMERS, links),
-            (_TAXES_OF_CUSTOMERS, taxes),
-        ):
-            for child in _read(query, ids=ids):
+        dialect = db.session.get_bind().dialect.name
+        parameter = ids if dialect == "postgresql" else json.dumps(ids)
+        for query, by_customer in zip(_CHILD_ROWS[dialect], (metadata, links, taxes), strict=True):
+            for child in _read(query, ids=parameter):
                 by_customer[child.customer_id].append(child)
     return [
         ListedCustomer(
