@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -119,6 +120,18 @@ def db_session(app: Flask) -> Iterator[Any]:
             connection.close()
             engines[None] = engine  # type: ignore[index]
             set_clock(None)
+
+
+@pytest.fixture
+def clock(request: pytest.FixtureRequest, db_session: Any) -> list[datetime]:
+    """Ledgerline's clock stopped at the test module's CLOCK_START for the test (db_session
+    gives the real clock back): a one-item list holding the time, set [0] to move it."""
+    start = getattr(request.module, "CLOCK_START", None)
+    if start is None:
+        raise pytest.UsageError(f"{request.module.__name__} uses `clock` but sets no CLOCK_START")
+    now = [start]
+    set_clock(lambda: now[0])
+    return now
 
 
 @pytest.fixture

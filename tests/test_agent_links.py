@@ -14,7 +14,6 @@ from sqlalchemy import select
 from billing.models import Agent, Email
 from billing.services import agent_links
 from billing.services.logins import LoginRefused, log_in
-from billing.timeutil import set_clock
 from extensions import db
 from jobs.mail import run_mail_delivery
 from tests import factories
@@ -24,12 +23,8 @@ from tests.mail_helpers import SmtpServer, body_of, links_in
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Iterator[list[datetime]]:
-    now = [datetime(2026, 6, 1, 9, 0, tzinfo=UTC)]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture

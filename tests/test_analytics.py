@@ -17,8 +17,8 @@ from extensions import db
 from tests import factories, test_invoicing
 from tests.test_invoicing import at, close, subscribe
 
-#: the frozen clock of the invoicing tests (a fixture)
-clock = test_invoicing.clock
+#: the `clock` fixture starts where the invoicing tests' does
+CLOCK_START = test_invoicing.CLOCK_START
 
 
 def add_invoice(

@@ -13,7 +13,7 @@ from tests.test_console_invoices import invoice_of, money, text
 
 #: the fixtures of tests/test_console_credit_notes.py: Acme's April invoice, the frozen clock
 acme = test_console_credit_notes.acme
-clock = test_console_credit_notes.clock
+CLOCK_START = test_console_credit_notes.CLOCK_START
 
 
 def test_offset_from_the_form(agent_client, org, acme):

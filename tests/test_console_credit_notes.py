@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from billing.models import CreditNote
 from billing.services import credit_notes, invoicing
-from billing.timeutil import set_clock
 from extensions import db
 from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_console_invoices import at, billed_customer, close, invoice_of, money, text
@@ -26,12 +25,8 @@ def acme(org: Any, clock: Any) -> Any:
     return customer
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [at("2026-04-01T08:00:00")]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2026-04-01T08:00:00")
 
 
 def notes_of(org: Any) -> list[CreditNote]:

@@ -11,16 +11,13 @@ from sqlalchemy import select
 
 from billing.models import Invoice, SavedView
 from billing.services import credit_notes
-from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR
 from tests.test_analytics import add_invoice, running
 
-
-@pytest.fixture
-def clock(db_session):
-    set_clock(lambda: datetime(2024, 3, 15, 12, 0, tzinfo=UTC))
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = datetime(2024, 3, 15, 12, 0, tzinfo=UTC)
 
 
 def row_of(page, name):

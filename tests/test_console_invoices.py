@@ -13,7 +13,6 @@ import pytest
 from billing.money import format_money
 from billing.services import analytics, credit_notes, invoicing
 from billing.services import customers as customer_service
-from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
 from tests.factories import assert_amount_relations, invoices_of
@@ -28,12 +27,8 @@ def at(text: str) -> datetime:
 CLOSE_AT = "2026-05-01T00:00:10"
 
 
-@pytest.fixture
-def clock(db_session):
-    now = [at("2026-04-01T08:00:00")]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2026-04-01T08:00:00")
 
 
 def billed_customer(org, clock, name, *, grace=0, units=3, net_payment_term=7):

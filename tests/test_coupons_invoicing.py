@@ -19,18 +19,13 @@ from billing.errors import NotFound, ValidationFailed
 from billing.models import AppliedCoupon, Customer, OutboxEvent
 from billing.services import coupons as coupon_service
 from billing.services import invoicing
-from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_invoicing import at, close, subscribe
 
-
-@pytest.fixture
-def clock(db_session: Any) -> list[Any]:
-    now = [at("2024-01-01T00:00:00")]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2024-01-01T00:00:00")
 
 
 def make_coupon(org: Any, **fields: Any) -> Any:

@@ -23,7 +23,7 @@ from tests.test_pdf import make_document, needs_pdftotext, normalize, pdf_text
 
 #: the fixtures of tests/test_credit_notes.py: January's invoice, the frozen clock
 billed = test_credit_notes.billed
-clock = test_credit_notes.clock
+CLOCK_START = test_credit_notes.CLOCK_START
 
 
 def create(api_client: Any, billed: Any, items: list[tuple[str, int]], **amounts: Any) -> Any:

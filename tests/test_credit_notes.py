@@ -15,18 +15,13 @@ from sqlalchemy import func, select
 from billing.models import ActivityLog, CreditNote, Invoice, OutboxEvent
 from billing.services import credit_notes, invoicing
 from billing.services import subscriptions as subscription_service
-from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_invoicing import at
 
-
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [at("2024-01-01T00:00:00")]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2024-01-01T00:00:00")
 
 
 def close(clock: Any, when: str, org: Any) -> list[Invoice]:

@@ -25,11 +25,11 @@ from billing.services.customers import upsert_customer
 from billing.services.invoice_documents import invoice_document
 from extensions import db
 from tests import factories
-from tests.test_console_invoices import at, billed_customer, clock, close, invoice_of
+from tests.test_console_invoices import CLOCK_START, at, billed_customer, close, invoice_of
 from tests.test_pdf import needs_pdftotext, normalize, pdf_text
 
-#: `clock` is the console invoice tests' frozen-clock fixture, used here too
-__all__ = ["clock"]
+#: the console invoice tests' start of the `clock` fixture, used here too
+__all__ = ["CLOCK_START"]
 
 INVOICE_NOT_FOUND = {"status": 404, "error": "Not Found", "code": "invoice_not_found"}
 

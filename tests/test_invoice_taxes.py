@@ -12,18 +12,13 @@ from sqlalchemy import event
 
 from billing.services import invoicing
 from billing.services import taxes as tax_service
-from billing.timeutil import set_clock
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_invoicing import at, close, subscribe
 
-
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [at("2024-01-01T00:00:00")]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2024-01-01T00:00:00")
 
 
 def fee_taxes(invoice: Any) -> list[tuple[str, int, list[tuple[str, int]]]]:

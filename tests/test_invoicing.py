@@ -4,7 +4,6 @@ timezone; drafts, finalization and numbering; the close job rerun and caught up.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +11,6 @@ from sqlalchemy import func, select
 from billing.models import OutboxEvent
 from billing.services import invoicing
 from billing.services import subscriptions as subscription_service
-from billing.timeutil import set_clock
 from extensions import db
 from jobs.invoicing import run_draft_finalization, run_overdue_marking, run_period_close
 from tests import factories
@@ -24,11 +22,8 @@ def at(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [at("2024-01-01T00:00:00")]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2024-01-01T00:00:00")
 
 
 def subscribe(org, clock, start, *, timezone="UTC", charges=None, **plan):

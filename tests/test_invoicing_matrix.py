@@ -14,7 +14,7 @@ import pytest
 
 from billing.services import invoicing
 from tests.factories import invoices_of
-from tests.test_invoicing import clock, close, fee_amounts, subscribe  # noqa: F401
+from tests.test_invoicing import CLOCK_START, close, fee_amounts, subscribe  # noqa: F401  (fixture and clock start)
 
 ZONES = ["UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Tokyo", "Pacific/Kiritimati"]
 AMOUNT = 1000  # cents a full period

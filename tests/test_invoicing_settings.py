@@ -19,8 +19,8 @@ from tests import test_invoicing
 from tests.factories import TEST_ACTOR, invoices_of
 from tests.test_invoicing import at, close, outbox_events, subscribe
 
-#: the frozen clock of the invoicing tests (a fixture)
-clock = test_invoicing.clock
+#: the `clock` fixture starts where the invoicing tests' does
+CLOCK_START = test_invoicing.CLOCK_START
 
 
 @pytest.mark.parametrize(

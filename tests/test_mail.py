@@ -22,10 +22,10 @@ from extensions import db
 from jobs.mail import run_dunning, run_mail_delivery
 from tests import factories
 from tests.mail_helpers import SmtpServer, attachments_of, body_of, free_port, links_in
-from tests.test_console_invoices import at, clock
+from tests.test_console_invoices import CLOCK_START, at
 from tests.test_documents import bill
 
-__all__ = ["clock"]
+__all__ = ["CLOCK_START"]
 
 
 @pytest.fixture

@@ -18,10 +18,10 @@ from extensions import db
 from jobs.mail import run_mail_delivery
 from tests import factories
 from tests.mail_helpers import SmtpServer, body_of, free_port
-from tests.test_console_invoices import at, billed_customer, clock, invoice_of, text
+from tests.test_console_invoices import CLOCK_START, at, billed_customer, invoice_of, text
 from tests.test_documents import bill
 
-__all__ = ["clock"]
+__all__ = ["CLOCK_START"]
 
 NOT_ALLOWED = {"status": 405, "error": "Method Not Allowed", "code": "invalid_status"}
 

@@ -23,14 +23,8 @@ SECRET = "test-secret-key"  # conftest's SECRET_KEY
 TWELVE_HOURS = 12 * 3600
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    from billing.timeutil import set_clock
-
-    now = [at("2026-04-01T08:00:00")]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2026-04-01T08:00:00")
 
 
 def link(customer: Any) -> str:

@@ -15,7 +15,6 @@ from billing import demo_metering
 from billing.demo import DEMO_ORG_NAME, seed_demo
 from billing.demo_portal import demo_portal_banner
 from billing.services import portal as portal_service
-from billing.timeutil import set_clock
 from tests import factories
 from tests.test_console_invoices import at, close, invoice_of, text
 from tests.test_portal import SECRET, link
@@ -23,12 +22,8 @@ from tests.test_portal import SECRET, link
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [at("2026-04-01T08:00:00")]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2026-04-01T08:00:00")
 
 
 def attribute(page: str, pattern: str) -> str:

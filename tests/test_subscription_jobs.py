@@ -12,7 +12,6 @@ from sqlalchemy import func, select
 
 from billing.models import Organization, OutboxEvent, Subscription
 from billing.services import subscriptions as service
-from billing.timeutil import set_clock
 from extensions import db
 from jobs.subscriptions import run_subscription_moves
 from tests import factories
@@ -36,11 +35,8 @@ def events(organization: Any, event_type: str) -> int:
     )
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Any:
-    now = [T0]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = T0
 
 
 def test_a_pending_subscription_starts_at_its_start_date(clock, org):

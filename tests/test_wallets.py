@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 from billing.models import Invoice, OutboxEvent, Wallet, WalletTransaction
 from billing.services import customers as customer_service
 from billing.services import invoicing
-from billing.timeutil import set_clock
 from extensions import db
 from jobs.wallets import run_wallet_expiration
 from tests import factories
@@ -37,11 +36,8 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-@pytest.fixture
-def clock(db_session: Any) -> list[datetime]:
-    now = [at("2024-01-01T00:00:00")]
-    set_clock(lambda: now[0])
-    return now
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = at("2024-01-01T00:00:00")
 
 
 @pytest.fixture

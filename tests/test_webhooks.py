@@ -22,7 +22,7 @@ from sqlalchemy import func, select, update
 
 from billing.models import ActivityLog, CreditNote, DeliveryStatus, OutboxEvent, WebhookDelivery
 from billing.services import documents, invoicing, outbox, webhooks
-from billing.timeutil import now_utc, set_clock
+from billing.timeutil import now_utc
 from config import Config
 from extensions import db
 from tests import factories
@@ -75,12 +75,8 @@ def quiet_outbox(db_session: Any) -> None:
     db.session.commit()
 
 
-@pytest.fixture
-def clock(db_session: Any) -> Iterator[list[datetime]]:
-    now = [datetime(2024, 1, 1, tzinfo=UTC)]
-    set_clock(lambda: now[0])
-    yield now
-    set_clock(None)
+#: where the `clock` fixture (tests/conftest.py) stops the clock
+CLOCK_START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
