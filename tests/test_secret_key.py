@@ -5,6 +5,7 @@ session works on every worker, and an SMTP password saved by one process is read
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -56,8 +57,30 @@ def test_processes_without_secret_key_share_the_stored_installation_secret(make_
     web, jobs = make_app(), make_app()
     with web.app_context():
         stored = db.session.scalar(select(InstallationSecret.secret_key))
-    assert stored and len(stored) == 64
+    assert stored and re.fullmatch("[0-9a-f]{64}", stored)
     assert web.secret_key == jobs.secret_key == stored
+
+
+def test_each_database_draws_its_own_secret_and_the_offline_sql_holds_none(
+    make_app: Any, database_url: str, tmp_path: Any
+) -> None:
+    """The database draws the key: two installations differ, and the SQL that `flask db upgrade
+    --sql` prints for a DBA to run carries no key for everyone who reads it."""
+    keys = []
+    for name in ("one.db", "two.db"):
+        app = make_app(f"sqlite:///{tmp_path / name}")
+        with app.app_context():
+            upgrade()
+            keys.append(db.session.scalar(select(InstallationSecret.secret_key)))
+            db.session.remove()
+            db.engine.dispose()
+    assert keys[0] != keys[1]
+
+    app = make_app()
+    printed = app.test_cli_runner().invoke(args=["db", "upgrade", "0022:0023", "--sql"]).output
+    insert = next(line for line in printed.splitlines() if "INTO installation_secret" in line)
+    assert "random" in insert  # randomblob() or gen_random_uuid()
+    assert not re.search("[0-9a-f]{32}", printed)
 
 
 def test_a_portal_link_mailed_by_the_jobs_process_opens_on_the_web_server(make_app: Any) -> None:
