@@ -7,6 +7,7 @@ over any sequence of payments."""
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from billing.errors import ValidationFailed
 from billing.models import ActivityLog, Invoice, OutboxEvent, Payment, WalletTransaction
 from billing.services import add_ons, invoicing, payments, wallets
 from billing.services.one_off_invoices import create_one_off_invoice
+from billing.timeutil import now_utc
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR
@@ -129,6 +131,7 @@ def test_partial_payments_then_the_rest(api_client, org):
         (100, {"reference": ""}, {"reference": ["value_is_mandatory"]}),
         (100, {"reference": "x" * 41}, {"reference": ["value_is_too_long"]}),
         (100, {"paid_at": "yesterday"}, {"paid_at": ["invalid_date"]}),
+        (100, {"paid_at": "2999-01-01"}, {"paid_at": ["invalid_date"]}),
         (100, {"method": "barter"}, {"method": ["value_is_invalid"]}),
     ],
 )
@@ -144,6 +147,20 @@ def test_refusals_write_nothing(api_client, org, cents, fields, details):
     }  # fmt: skip
     assert count(Payment, org) == 0
     assert amounts(shown(api_client, invoice)) == (0, 1200, "pending")
+
+
+def test_paid_at_may_be_minutes_ahead_but_not_a_day(api_client, org):
+    """A sender's clock may run a little ahead of ours; a payment dated tomorrow is a mistake."""
+    invoice = one_off_invoice(org, 1200)
+    ahead = (now_utc() + timedelta(minutes=2)).isoformat()
+    tomorrow = (now_utc() + timedelta(days=1)).isoformat()
+
+    refused = pay(api_client, invoice, 100, paid_at=tomorrow)
+    accepted = pay(api_client, invoice, 100, paid_at=ahead)
+
+    assert refused.get_json()["error_details"] == {"paid_at": ["invalid_date"]}
+    assert accepted.status_code == 200
+    assert accepted.get_json()["payment"]["paid_at"].startswith(ahead[:16])
 
 
 def test_a_second_payment_beyond_what_is_left_is_refused(api_client, org):

@@ -13,15 +13,16 @@
 - Lago's validations: a positive whole `amount_cents` that is at most what is due
   (`greater_than` beyond); a credit (wallet top-up) invoice is paid in one payment of its
   total (`invalid_amount`); a manual payment has a `reference` of at most 40 characters;
-  `paid_at` an ISO 8601 date or date-time (`invalid_date`). A draft, voided or closed invoice
-  takes no payment (405).
+  `paid_at` an ISO 8601 date or date-time, not in the future (`invalid_date`, as the console's
+  "cannot be dated in the future"; a few minutes ahead pass: clocks differ). A draft, voided
+  or closed invoice takes no payment (405).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -48,6 +49,8 @@ from extensions import db
 REFERENCE_MAX_LENGTH = 40
 #: the largest payment accepted (keeps sums inside a BIGINT)
 MAX_AMOUNT_CENTS = 10**15
+#: how far ahead of our clock a payment's `paid_at` may be (the sender's clock may be ahead)
+PAID_AT_CLOCK_SKEW = timedelta(minutes=5)
 #: 405 codes for the invoices that cannot take a payment, by status
 NOT_PAYABLE = {
     InvoiceStatus.DRAFT: "payment_on_draft_invoice",
@@ -92,7 +95,7 @@ def parse_manual_payment(data: dict[str, Any]) -> PaymentInput:
     raw_paid_at = data.get("paid_at")
     if raw_paid_at not in (None, ""):
         paid_at = _parse_paid_at(raw_paid_at)
-        if paid_at is None:
+        if paid_at is None or paid_at > now_utc() + PAID_AT_CLOCK_SKEW:
             errors["paid_at"] = ["invalid_date"]
     method = data.get("method") or None
     if method is not None and (method not in PAYMENT_METHODS or method == "stripe"):

@@ -1010,7 +1010,10 @@ SCHEMAS: dict[str, Schema] = {
         invoice_id=UUID,
         amount_cents={"type": "integer", "minimum": 1, "description": "At most what is due."},
         reference={"type": "string", "maxLength": 40},
-        paid_at={**DATETIME, "description": "ISO 8601 date or date-time; absent means now."},
+        paid_at={
+            **DATETIME,
+            "description": "ISO 8601 date or date-time, not in the future; absent means now.",
+        },
         method=enum("bank_transfer", "card", "cash", "check", "direct_debit", "other"),
     ),
     "ActivityLog": ACTIVITY_LOG,
