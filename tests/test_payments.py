@@ -7,7 +7,7 @@ over any sequence of payments."""
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +20,7 @@ from billing.errors import ValidationFailed
 from billing.models import ActivityLog, Invoice, OutboxEvent, Payment, WalletTransaction
 from billing.services import add_ons, invoicing, payments, wallets
 from billing.services.one_off_invoices import create_one_off_invoice
-from billing.timeutil import now_utc
+from billing.timeutil import now_utc, set_clock
 from extensions import db
 from tests import factories
 from tests.factories import TEST_ACTOR
@@ -161,6 +161,18 @@ def test_paid_at_may_be_minutes_ahead_but_not_a_day(api_client, org):
     assert refused.get_json()["error_details"] == {"paid_at": ["invalid_date"]}
     assert accepted.status_code == 200
     assert accepted.get_json()["payment"]["paid_at"].startswith(ahead[:16])
+
+
+def test_a_date_passes_while_it_is_today_somewhere(api_client, org):
+    """At 12:00 UTC it is already tomorrow in Kiribati (UTC+14), not the day after."""
+    set_clock(lambda: datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+    invoice = one_off_invoice(org, 1200)
+
+    kiribati_today = pay(api_client, invoice, 100, paid_at="2026-06-02")
+    day_after = pay(api_client, invoice, 100, paid_at="2026-06-03")
+
+    assert kiribati_today.status_code == 200
+    assert day_after.get_json()["error_details"] == {"paid_at": ["invalid_date"]}
 
 
 def test_a_second_payment_beyond_what_is_left_is_refused(api_client, org):

@@ -14,8 +14,8 @@
   (`greater_than` beyond); a credit (wallet top-up) invoice is paid in one payment of its
   total (`invalid_amount`); a manual payment has a `reference` of at most 40 characters;
   `paid_at` an ISO 8601 date or date-time, not in the future (`invalid_date`, as the console's
-  "cannot be dated in the future"; a few minutes ahead pass: clocks differ). A draft, voided
-  or closed invoice takes no payment (405).
+  "cannot be dated in the future"; a few minutes ahead pass, as clocks differ, and a date passes
+  while it is today anywhere). A draft, voided or closed invoice takes no payment (405).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def parse_manual_payment(data: dict[str, Any]) -> PaymentInput:
     raw_paid_at = data.get("paid_at")
     if raw_paid_at not in (None, ""):
         paid_at = _parse_paid_at(raw_paid_at)
-        if paid_at is None or paid_at > now_utc() + PAID_AT_CLOCK_SKEW:
+        if paid_at is None or _in_future(paid_at, dated_only=len(str(raw_paid_at).strip()) == 10):
             errors["paid_at"] = ["invalid_date"]
     method = data.get("method") or None
     if method is not None and (method not in PAYMENT_METHODS or method == "stripe"):
@@ -130,6 +130,15 @@ def _parse_paid_at(raw: Any) -> datetime | None:
     except ValueError:
         return None
     return as_utc(value)
+
+
+def _in_future(paid_at: datetime, *, dated_only: bool) -> bool:
+    """A date-time later than now (give or take the clock skew), or a date later than today
+    wherever it is already latest (UTC+14): a payer's "today" may be our tomorrow."""
+    now = now_utc()
+    if dated_only:
+        return paid_at.date() > (now + timedelta(hours=14)).date()
+    return paid_at > now + PAID_AT_CLOCK_SKEW
 
 
 def lock_invoice(invoice: Invoice) -> None:
