@@ -14,7 +14,10 @@ import pytest
 
 from billing.services import invoicing
 from tests.factories import invoices_of
-from tests.test_invoicing import CLOCK_START, close, fee_amounts, subscribe  # noqa: F401  (fixture and clock start)
+from tests.test_invoicing import CLOCK_START, close, fee_amounts, subscribe
+
+#: the invoicing tests' start of the `clock` fixture, used here too
+__all__ = ["CLOCK_START"]
 
 ZONES = ["UTC", "Europe/Paris", "America/Los_Angeles", "Asia/Tokyo", "Pacific/Kiritimati"]
 AMOUNT = 1000  # cents a full period

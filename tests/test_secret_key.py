@@ -62,7 +62,7 @@ def test_processes_without_secret_key_share_the_stored_installation_secret(make_
 
 
 def test_each_database_draws_its_own_secret_and_the_offline_sql_holds_none(
-    make_app: Any, database_url: str, tmp_path: Any
+    make_app: Any, tmp_path: Any
 ) -> None:
     """The database draws the key: two installations differ, and the SQL that `flask db upgrade
     --sql` prints for a DBA to run carries no key for everyone who reads it."""

@@ -95,7 +95,7 @@ def parse_manual_payment(data: dict[str, Any]) -> PaymentInput:
     raw_paid_at = data.get("paid_at")
     if raw_paid_at not in (None, ""):
         paid_at = _parse_paid_at(raw_paid_at)
-        if paid_at is None or _in_future(paid_at, dated_only=len(str(raw_paid_at).strip()) == 10):
+        if paid_at is None:
             errors["paid_at"] = ["invalid_date"]
     method = data.get("method") or None
     if method is not None and (method not in PAYMENT_METHODS or method == "stripe"):
@@ -118,27 +118,24 @@ def _whole_number(raw: Any) -> int | None:
 
 
 def _parse_paid_at(raw: Any) -> datetime | None:
-    """An ISO 8601 date-time (a naive one is UTC; `Z` accepted) or date (its midnight UTC)."""
+    """An ISO 8601 date-time (a naive one is UTC; `Z` accepted) or date (its midnight UTC), not
+    in the future: a date-time up to the clock skew ahead of now, a date while it is today
+    wherever it is already latest (UTC+14), since a payer's "today" may be our tomorrow."""
     if not isinstance(raw, str):
         return None
     text = raw.strip()
+    now = now_utc()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
+            if day > (now + timedelta(hours=14)).date():
+                return None
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return as_utc(value)
-
-
-def _in_future(paid_at: datetime, *, dated_only: bool) -> bool:
-    """A date-time later than now (give or take the clock skew), or a date later than today
-    wherever it is already latest (UTC+14): a payer's "today" may be our tomorrow."""
-    now = now_utc()
-    if dated_only:
-        return paid_at.date() > (now + timedelta(hours=14)).date()
-    return paid_at > now + PAID_AT_CLOCK_SKEW
+    paid_at = as_utc(value)
+    return None if paid_at > now + PAID_AT_CLOCK_SKEW else paid_at
 
 
 def lock_invoice(invoice: Invoice) -> None:
